@@ -32,7 +32,7 @@ def make_step(history=(), screen=None) -> Step:
 def screen_lines(prompt: str) -> list[str]:
     body = prompt.split("\nScreen:\n", 1)[1]
     assert body.endswith(f"\n{ASSISTANT}\n")
-    body = body[: -len(f"\n{ASSISTANT}\n")]
+    body = body[: -len(f"\n{ASSISTANT}\n")].rsplit("\nTask: ", 1)[0]  # the restated goal comes last
     return body.split("\n") if body else []
 
 
@@ -82,7 +82,7 @@ def test_every_eval_prompt(eval_steps):
         assert p.endswith(f"{ASSISTANT}\n")
         rest = p[len(prefix):]
         assert rest.startswith(f"Goal: {s.goal}\nApp: {s.app}\nHistory:\n")
-        assert f"\nApp: {s.app}\n" in p
+        assert rest.endswith(f"\nTask: {s.goal}\n{ASSISTANT}\n")  # the goal restated last
         assert all(tok not in rest[:-len(ASSISTANT) - 1] for tok in SPECIAL_TOKENS)
         # every history action, numbered, in order
         hist = rest.split("History:\n", 1)[1].split("\nScreen:\n", 1)[0]
@@ -135,15 +135,16 @@ def test_full_prompt_layout():
     p = render_prompt(make_step())
     assert p == (f"{SYSTEM}\n{SYSTEM_PROMPT}\n{USER}\nGoal: Send hi to Mom\nApp: Messages\n"
                  "History:\nnone\nScreen:\n"
-                 'TextView "Inbox" id=title [320,70]\n'
+                 'TextView "Inbox" id=title\n'
                  'Button desc="Send" id=send [880,885] click\n'
                  "RecyclerView id=list [499,525] scroll\n"
+                 "Task: Send hi to Mom\n"
                  f"{ASSISTANT}\n")
 
 
 def test_empty_screen():
     p = render_prompt(make_step(screen=()))
-    assert p.endswith(f"Screen:\n\n{ASSISTANT}\n")
+    assert p.endswith(f"Screen:\n\nTask: Send hi to Mom\n{ASSISTANT}\n")
     assert screen_lines(p) == []
 
 
@@ -153,7 +154,8 @@ def test_empty_screen():
 def test_node_flags(click, edit, scroll):
     line = render_node(node(bounds=(100, 200, 300, 401), click=click, edit=edit, scroll=scroll))
     flags = [f for f, on in (("click", click), ("edit", edit), ("scroll", scroll)) if on]
-    assert line == " ".join(["Button", "[200,300]"] + flags)
+    # only an element an action can target carries its center point
+    assert line == " ".join(["Button"] + (["[200,300]"] if flags else []) + flags)
 
 
 @pytest.mark.parametrize("n,line", [
@@ -163,11 +165,11 @@ def test_node_flags(click, edit, scroll):
     (node("android.widget.EditText", text="Search", rid="com.android.launcher:id/search",
           bounds=(60, 850, 940, 920), click=True, edit=True),
      'EditText "Search" id=search [500,885] click edit'),
-    (node("Button", bounds=(0, 0, 999, 999)), "Button [499,499]"),          # no package prefix
-    (node("android.view.View", rid="divider", bounds=(0, 10, 999, 12)), "View id=divider [499,11]"),
+    (node("Button", bounds=(0, 0, 999, 999), click=True), "Button [499,499] click"),  # no package prefix
+    (node("android.view.View", rid="divider", bounds=(0, 10, 999, 12)), "View id=divider"),
     (node("android.widget.ImageView", desc="Battery 81 percent", bounds=(900, 0, 980, 28)),
-     'ImageView desc="Battery 81 percent" [940,14]'),
-    (node("a.b.C", text="Café ☕", bounds=(0, 0, 1, 1)), 'C "Café ☕" [0,0]'),
+     'ImageView desc="Battery 81 percent"'),
+    (node("a.b.C", text="Café ☕", bounds=(0, 0, 1, 1), scroll=True), 'C "Café ☕" [0,0] scroll'),
 ])
 def test_node_line_format(n, line):
     assert render_node(n) == line

@@ -1,9 +1,13 @@
-"""The text prompt of one agent step: the shared system prompt, goal, app, history and screen.
+"""The text prompt of one agent step: the shared system prompt, goal, app, history, screen, goal again.
 
 Every step starts with the same long system prompt (as the real agent's does), so prefix
-caching across steps pays off. Nodes are encoded tersely, one per line, with their center
-point written exactly as an action writes it (``[x,y]``), so the model's job is choosing the
-element, not arithmetic.
+caching across steps pays off. Nodes are encoded tersely, one per line; interactive nodes
+(clickable, editable or scrollable) carry their center point written exactly as an action writes
+it (``[x,y]``), so the model's job is choosing the element, not arithmetic. Layout containers and
+plain text keep only their class and text. The goal opens the user turn and is restated right
+before the answer ("Task: ..."), as agent prompts often do after a long context: a small model
+finds it there easily, and the repetition teaches it to copy (a first tiny model trained with the
+goal only at the top never learned to use it: step accuracy 0.46).
 """
 from __future__ import annotations
 
@@ -40,7 +44,7 @@ def _q(text: str) -> str:
 
 
 def render_node(node: Node) -> str:
-    """One screen line, e.g. ``Button "Send" id=send [912,870] click``."""
+    """One screen line, e.g. ``Button "Send" id=send [912,870] click`` or ``FrameLayout``."""
     cls = node.cls.rsplit(".", 1)[-1]
     parts = [cls]
     if node.text:
@@ -49,11 +53,12 @@ def render_node(node: Node) -> str:
         parts.append("desc=" + _q(node.content_desc))
     if node.resource_id:
         parts.append("id=" + node.resource_id.rsplit("/", 1)[-1])
-    cx, cy = node.center
-    parts.append(f"[{cx},{cy}]")
-    parts += [flag for flag, on in (("click", node.clickable), ("edit", node.editable),
-                                     ("scroll", node.scrollable)) if on]
-    return " ".join(parts)
+    flags = [flag for flag, on in (("click", node.clickable), ("edit", node.editable),
+                                   ("scroll", node.scrollable)) if on]
+    if flags:  # only elements an action can target carry their center point
+        cx, cy = node.center
+        parts.append(f"[{cx},{cy}]")
+    return " ".join(parts + flags)
 
 
 def render_prompt(step: Step) -> str:
@@ -67,7 +72,7 @@ def render_prompt(step: Step) -> str:
     history = "\n".join(f"{i + 1}. {h}" for i, h in enumerate(step.history)) or "none"
     screen = "\n".join(render_node(n) for n in step.screen)
     return (f"{SYSTEM}\n{SYSTEM_PROMPT}\n{USER}\nGoal: {step.goal}\nApp: {step.app}\n"
-            f"History:\n{history}\nScreen:\n{screen}\n{ASSISTANT}\n")
+            f"History:\n{history}\nScreen:\n{screen}\nTask: {step.goal}\n{ASSISTANT}\n")
 
 
 def shared_prefix() -> str:
