@@ -1,0 +1,58 @@
+"""Task accuracy: greedy actions on an episode file, scored by the AndroidControl step rules."""
+from __future__ import annotations
+
+import torch
+from tqdm.auto import tqdm
+
+from ..model.generate import greedy
+from ..task import aggregate, render_prompt, score_step
+from .records import AccuracyRecord, Prediction
+
+MAX_NEW_TOKENS = 48  # the longest target action is ~40 tokens
+
+
+def encode_prompt(tokenizer, step) -> torch.Tensor:
+    """(1, T) token ids of a step's prompt (no special tokens added beyond the prompt's own)."""
+    return torch.tensor([tokenizer.encode(render_prompt(step), add_special_tokens=False)])
+
+
+@torch.no_grad()
+def predict(model, tokenizer, step, cache=None):
+    """Greedy action text for one step.
+
+    Args:
+        model, tokenizer: the model under test.
+        step: a task Step.
+        cache: an empty cache object (default DynamicCache).
+    Returns:
+        (output text, Generation with timings and KV bytes).
+    """
+    gen = greedy(model, encode_prompt(tokenizer, step), tokenizer.eos_token_id, MAX_NEW_TOKENS, cache=cache)
+    return tokenizer.decode(gen.tokens, skip_special_tokens=True), gen
+
+
+@torch.no_grad()
+def run_task(model, tokenizer, steps, *, progress: bool = True, cache_factory=None):
+    """Greedy-decode every step and score it.
+
+    Args:
+        model: causal LM in eval mode.
+        tokenizer: its tokenizer (eos_token_id ends an action).
+        steps: list of task Steps.
+        progress: show a tqdm bar.
+        cache_factory: zero-argument callable giving an empty cache per step (default DynamicCache).
+    Returns:
+        (AccuracyRecord, list of Prediction, peak KV bytes, KV bytes per token at that peak).
+    """
+    preds, peak_kv, per_token = [], 0, 0.0
+    for step in tqdm(steps, desc="evaluate", disable=not progress, mininterval=1):
+        output, gen = predict(model, tokenizer, step, cache_factory() if cache_factory else None)
+        if gen.kv_bytes > peak_kv:
+            peak_kv = gen.kv_bytes
+            per_token = gen.kv_bytes / (gen.prompt_tokens + len(gen.tokens))
+        s = score_step(output, step.target, step.target_box)
+        preds.append(Prediction(step.episode_id, step.step, output, step.target, s.parsed,
+                                s.type_ok, s.step_ok, s.exact))
+    scores = aggregate(preds)
+    rec = AccuracyRecord(scores.n, scores.step, scores.type, scores.exact, scores.parse_failure)
+    return rec, preds, peak_kv, per_token

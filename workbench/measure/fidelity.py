@@ -1,0 +1,59 @@
+"""Fidelity to a reference model on the target actions: mean token KL divergence and perplexity.
+
+Protocol (state it next to every figure): teacher-forced on prompt + target action + EOS;
+token-level, over the target tokens only; KL(reference || candidate) in nats per token;
+perplexity = exp(mean negative log-likelihood of the target tokens under the candidate).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from tqdm.auto import tqdm
+
+from ..task import render_prompt
+
+
+@torch.no_grad()
+def target_logprobs(model, tokenizer, steps, *, progress: bool = True) -> list[torch.Tensor]:
+    """Log-probabilities the model assigns at each target position.
+
+    Args:
+        model: causal LM.
+        tokenizer: its tokenizer.
+        steps: task Steps.
+        progress: show a tqdm bar.
+    Returns:
+        One (n_target, V) float32 tensor of log-softmax per step; the target ids are in
+        `target_ids(tokenizer, step)`.
+    """
+    out = []
+    for step in tqdm(steps, desc="logprobs", disable=not progress, mininterval=1):
+        prompt = tokenizer.encode(render_prompt(step), add_special_tokens=False)
+        target = target_ids(tokenizer, step)
+        ids = torch.tensor([prompt + target])
+        logits = model(input_ids=ids).logits[0, len(prompt) - 1:-1].float()  # (n_target, V)
+        out.append(torch.log_softmax(logits, -1))
+    return out
+
+
+def target_ids(tokenizer, step) -> list[int]:
+    """Token ids of the target action followed by EOS."""
+    return tokenizer.encode(step.target, add_special_tokens=False) + [tokenizer.eos_token_id]
+
+
+def kl_and_ppl(reference: list[torch.Tensor], candidate: list[torch.Tensor], targets: list[list[int]]):
+    """Mean token KL(reference || candidate) and the candidate's target perplexity.
+
+    Args:
+        reference, candidate: per-step (n_target, V) log-probabilities.
+        targets: per-step target token ids.
+    Returns:
+        (kl, ppl).
+    """
+    kl_sum, nll_sum, n = 0.0, 0.0, 0
+    for ref, cand, tgt in zip(reference, candidate, targets, strict=True):
+        kl_sum += float((ref.exp() * (ref - cand)).sum())
+        nll_sum += float(-cand[torch.arange(len(tgt)), torch.tensor(tgt)].sum())
+        n += len(tgt)
+    return kl_sum / n, math.exp(nll_sum / n)

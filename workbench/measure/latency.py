@@ -1,0 +1,44 @@
+"""Batch-1 latency of prefill and of decode-one-token, each timed on its own after warm-up."""
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+from ..model.generate import decode_one, prefill
+from .records import LatencyRecord, Spread
+
+
+@torch.no_grad()
+def measure_latency(model, input_ids: torch.Tensor, *, decode_tokens: int = 16, warmup: int = 2,
+                    repeats: int = 5, engine: str = "pytorch-eager", cache_factory=None) -> LatencyRecord:
+    """Time prefill of a real prompt and greedy decode steps after it.
+
+    Args:
+        model: causal LM.
+        input_ids: (1, T) a prompt of typical length.
+        decode_tokens: decode steps timed per repeat.
+        warmup: untimed repeats first.
+        repeats: timed repeats; the record keeps median and p90.
+        engine: what runs the model (reported).
+        cache_factory: zero-argument callable giving an empty cache (default DynamicCache).
+    Returns:
+        LatencyRecord in milliseconds.
+    """
+    pre, dec = [], []
+    for r in range(warmup + repeats):
+        t0 = time.perf_counter()
+        logits, cache = prefill(model, input_ids, cache_factory() if cache_factory else None)
+        t_pre = time.perf_counter() - t0
+        steps = []
+        for _ in range(decode_tokens):
+            token = logits.argmax(-1, keepdim=True)  # (1, 1)
+            t0 = time.perf_counter()
+            logits = decode_one(model, token, cache)
+            steps.append(time.perf_counter() - t0)
+        if r >= warmup:
+            pre.append(t_pre * 1e3)
+            dec.append(statistics.median(steps) * 1e3)
+    return LatencyRecord(Spread.of(pre), Spread.of(dec), int(input_ids.shape[1]), engine,
+                         torch.get_num_threads())

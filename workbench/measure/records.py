@@ -1,0 +1,102 @@
+"""Measurement records: plain dataclasses that every measurement returns (never only prints)."""
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Median and 90th percentile of repeated timings (after warm-up), and how many repeats."""
+
+    median: float
+    p90: float
+    n: int
+
+    @classmethod
+    def of(cls, values) -> "Spread":
+        values = sorted(values)
+        if not values:
+            raise ValueError("no values to summarise")
+        p90 = values[min(len(values) - 1, round(0.9 * (len(values) - 1)))]
+        return cls(statistics.median(values), p90, len(values))
+
+
+@dataclass(frozen=True)
+class AccuracyRecord:
+    """Task metrics on n steps (fractions in 0..1); kl and ppl against a reference when given."""
+
+    n: int
+    step: float
+    type: float
+    exact: float
+    parse_failure: float
+    kl: float | None = None
+    ppl: float | None = None
+
+
+@dataclass(frozen=True)
+class LatencyRecord:
+    """Batch-1 latency in milliseconds, measured by `engine` at a real prompt length."""
+
+    prefill_ms: Spread
+    decode_ms_per_token: Spread
+    prompt_tokens: int
+    engine: str
+    threads: int
+
+    @property
+    def tokens_per_s(self) -> float:
+        return 1000.0 / self.decode_ms_per_token.median
+
+
+@dataclass(frozen=True)
+class MemoryRecord:
+    """Bytes: weights as stored, peak KV cache held, KV per token, peak resident set of the process."""
+
+    weight_bytes: int
+    kv_bytes: int
+    kv_bytes_per_token: float
+    peak_rss_bytes: int
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One step's model output next to its target."""
+
+    episode_id: str
+    step: int
+    output: str
+    target: str
+    parsed: bool
+    type_ok: bool
+    step_ok: bool
+    exact: bool
+
+
+@dataclass(frozen=True)
+class Report:
+    """The `workbench evaluate` report (DESIGN.md section 4 names)."""
+
+    accuracy: AccuracyRecord
+    latency: LatencyRecord
+    memory: MemoryRecord
+    provenance: dict
+    predictions: list[Prediction] = field(default_factory=list, compare=False, repr=False)
+
+    def to_json(self) -> dict:
+        """The JSON object `workbench evaluate --json` prints."""
+        acc = {k: v for k, v in asdict(self.accuracy).items() if v is not None}
+        lat = self.latency
+        return {
+            "accuracy": acc,
+            "latency": {
+                "prefill_ms": lat.prefill_ms.median, "prefill_ms_p90": lat.prefill_ms.p90,
+                "decode_ms_per_token": lat.decode_ms_per_token.median,
+                "decode_ms_per_token_p90": lat.decode_ms_per_token.p90,
+                "tokens_per_s": lat.tokens_per_s, "prompt_tokens": lat.prompt_tokens,
+                "repeats": lat.prefill_ms.n, "engine": lat.engine, "threads": lat.threads,
+            },
+            "memory": asdict(self.memory),
+            "provenance": self.provenance,
+        }
