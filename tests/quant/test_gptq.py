@@ -1,0 +1,188 @@
+"""Tests for workbench.quant.gptq: config checks, codes and grid consistent with the weights, and
+lower layer-output error than round-to-nearest on the calibration inputs."""
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+import transformers
+
+from workbench.calib import Hessian, sequential
+from workbench.quant import grid
+from workbench.quant.base import quantize_
+from workbench.quant.gptq import GPTQConfig, gptq_quantize
+from workbench.quant.packed import pack_linear_
+from workbench.select import default_filter, selected_linears
+
+
+def tiny_glm4(seed: int = 0) -> torch.nn.Module:
+    """Random Glm4ForCausalLM (hidden 64, 2 layers, GQA 4/2, partial RoPE) with random biases and norms."""
+    torch.manual_seed(seed)
+    cfg = transformers.Glm4Config(
+        vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, partial_rotary_factor=0.5, attention_bias=True,
+        max_position_embeddings=128, pad_token_id=0, eos_token_id=1, bos_token_id=None,
+        tie_word_embeddings=False)
+    model = transformers.Glm4ForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.copy_(1 + 0.2 * torch.randn_like(p))
+            elif name.endswith("bias"):
+                p.copy_(0.1 * torch.randn_like(p))
+    return model
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Column-by-column loops on tiny matrices run far faster on one thread (esp. on busy cores)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_glm4()
+
+
+@pytest.fixture(scope="module")
+def calib():
+    g = torch.Generator().manual_seed(1)
+    return [torch.randint(2, 100, (1, t), generator=g) for t in (9, 17, 12, 20, 15, 24)]  # (1, T) each
+
+
+@pytest.fixture(scope="module")
+def layer_hessians(model, calib):
+    """name -> (weight, H) of every selected Linear on its calibration inputs (model unchanged)."""
+    got = {}
+    sequential(model, calib, default_filter, lambda n, m: Hessian(m.in_features, torch.float64),
+               lambda n, m, s: got.__setitem__(n, (m.weight.detach().clone(), s.H)))
+    return got
+
+
+def output_error(delta: torch.Tensor, H: torch.Tensor) -> float:
+    """||delta X||^2 up to the factor n/2, from H = 2/n X X^T: trace(delta H delta^T)."""
+    delta = delta.double()
+    return float(((delta @ H) * delta).sum())
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    (dict(bits=16), "quant.bits"), (dict(bits=5), "quant.bits"), (dict(bits=4.0), "quant.bits"),
+    (dict(group_size=48), "quant.group_size"), (dict(group_size=-1), "quant.group_size"),
+    (dict(symmetric="yes"), "quant.symmetric"), (dict(act_order=1), "quant.act_order"),
+    (dict(damp=0.0), "quant.damp"), (dict(blocksize=0), "quant.blocksize"),
+])
+def test_config_rejects_bad_values(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        GPTQConfig(**kwargs)
+
+
+def test_needs_calibration_data(model):
+    with pytest.raises(ValueError, match="gptq needs calibration data"):
+        quantize_(copy.deepcopy(model), GPTQConfig(), calib=None)
+
+
+@pytest.mark.parametrize("bits, group_size, symmetric, act_order", [
+    (4, 32, True, False), (3, 32, True, False), (4, 32, False, True), (3, 0, True, True),
+    (4, 0, False, False), (3, 32, False, True),
+])
+def test_layer_output_error_below_rtn(layer_hessians, bits, group_size, symmetric, act_order):
+    """On every layer's calibration inputs, ||W X - W' X|| is smaller than round-to-nearest's."""
+    ratios = []
+    for name, (W, H) in layer_hessians.items():
+        q, scale, zero = gptq_quantize(W, H, bits, group_size, symmetric, act_order=act_order, blocksize=48)
+        assert q.dtype == torch.uint8 and int(q.max()) <= 2 ** bits - 1
+        deq = grid.dequantize(q, scale, zero, group_size)
+        assert torch.isfinite(deq).all()
+        ours = output_error(deq - W, H)
+        rtn = output_error(grid.fake_quantize(W, bits, group_size, symmetric) - W, H)
+        assert ours < rtn, (name, ours, rtn)
+        ratios.append(ours / rtn)
+    assert sum(ratios) / len(ratios) < 0.8, ratios
+
+
+@pytest.mark.parametrize("config", [GPTQConfig(bits=4, group_size=32), GPTQConfig(bits=3, act_order=True),
+                                    GPTQConfig(bits=2, group_size=0, symmetric=False)], ids=str)
+def test_transform_returns_codes_that_rebuild_the_weights(model, calib, config):
+    quantized = copy.deepcopy(model)
+    result = quantize_(quantized, config, calib=calib)
+    layers = selected_linears(quantized)
+    assert list(result["codes"]) == list(result["sqnr_db"]) == list(layers)
+    floor = {4: 12.0, 3: 6.0, 2: 1.0}[config.bits]  # dB, Gaussian-ish weights
+    for name, m in layers.items():
+        q, scale, zero = result["codes"][name]
+        n_groups = m.in_features // (config.group_size or m.in_features)
+        assert q.shape == m.weight.shape and q.dtype == torch.uint8
+        assert scale.shape == zero.shape == (m.out_features, n_groups)
+        assert int(q.max()) <= 2 ** config.bits - 1
+        assert torch.equal(grid.dequantize(q, scale, zero, config.group_size), m.weight)
+        assert torch.isfinite(m.weight).all()
+        original = selected_linears(model)[name].weight.detach()
+        assert math.isclose(result["sqnr_db"][name], grid.sqnr_db(original, m.weight.detach()), rel_tol=1e-6)
+        assert result["sqnr_db"][name] > floor, (name, result["sqnr_db"][name])
+    before = dict(model.named_parameters())
+    for name, p in quantized.named_parameters():  # embeddings, lm_head, norms, biases untouched
+        if name.removesuffix(".weight") not in layers:
+            assert torch.equal(p, before[name]), name
+
+
+def test_model_outputs_closer_than_rtn(model, calib):
+    with torch.no_grad():
+        ref = [model(input_ids=b).logits for b in calib]
+    ours = copy.deepcopy(model)
+    quantize_(ours, GPTQConfig(bits=3, group_size=32), calib=calib)
+    rtn = copy.deepcopy(model)
+    for m in selected_linears(rtn).values():
+        m.weight.data = grid.fake_quantize(m.weight.data, 3, 32)
+    with torch.no_grad():
+        err = {name: sum(float((m(input_ids=b).logits - r).norm()) for b, r in zip(calib, ref))
+               for name, m in (("gptq", ours), ("rtn", rtn))}
+    assert err["gptq"] < 0.7 * err["rtn"], err
+
+
+@pytest.mark.parametrize("act_order", [False, True])
+@pytest.mark.parametrize("dead", [[10], list(range(32, 64))], ids=["one", "whole-group"])
+def test_dead_input_channels_are_damped(act_order, dead):
+    g = torch.Generator().manual_seed(0)
+    W = torch.randn(16, 64, generator=g)  # (out, in)
+    X = torch.randn(400, 64, generator=g) @ (torch.eye(64) + 0.3 * torch.randn(64, 64, generator=g))
+    X[:, dead] = 0  # dead input channels: diag(H) == 0
+    stats = Hessian(64)
+    stats.add_batch(X, None)
+    assert (torch.diag(stats.H)[dead] == 0).all()
+    q, scale, zero = gptq_quantize(W, stats.H, 4, 32, act_order=act_order, damp=0.01)
+    deq = grid.dequantize(q, scale, zero, 32)
+    assert torch.isfinite(deq).all() and torch.isfinite(scale).all()
+    assert (deq[:, dead] == 0).all()  # weights of inputs that are always zero do not matter
+    ours = float((X @ (deq - W).T).norm())
+    rtn = float((X @ (grid.fake_quantize(W, 4, 32) - W).T).norm())
+    assert ours < rtn, (ours, rtn)
+
+
+@pytest.mark.parametrize("act_order", [False, True])
+def test_result_does_not_depend_on_blocksize(layer_hessians, act_order):
+    """Lazy block updates and the per-group grid fit on current weights are exact for any block size."""
+    W, H = layer_hessians["model.layers.1.mlp.down_proj"]  # (64, 128)
+    results = [gptq_quantize(W, H, 3, 32, act_order=act_order, blocksize=b) for b in (1, 48, 128)]
+    q0, s0, z0 = results[0]
+    for q, s, z in results[1:]:
+        assert (q == q0).float().mean() > 0.995  # a float tie may round the other way
+        torch.testing.assert_close(s, s0)
+        assert torch.equal(z, z0)
+
+
+def test_codes_pack_into_the_same_weights(model, calib):
+    """The returned codes, stored packed by `pack_linear_`, compute with the transform's float weights."""
+    quantized = copy.deepcopy(model)
+    result = quantize_(quantized, GPTQConfig(bits=4, group_size=32), calib=calib)
+    with torch.no_grad():
+        ref = [quantized(input_ids=b).logits for b in calib]
+    for name, (q, scale, zero) in result["codes"].items():
+        pack_linear_(quantized, name, q, scale, zero, 4, 32)
+    with torch.no_grad():
+        for b, r in zip(calib, ref):
+            torch.testing.assert_close(quantized(input_ids=b).logits, r, rtol=1e-5, atol=1e-5)

@@ -1,0 +1,257 @@
+"""Tests for workbench.calib: calibration batches, accumulators, inverse Cholesky, sequential calibration."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+
+from workbench.calib import (Hessian, InputNorm, calibration_batches, decoder_layers, inverse_cholesky,
+                             sequential)
+from workbench.select import default_filter, selected_linears
+from workbench.task import load_steps, render_prompt
+
+CALIB = Path(__file__).resolve().parents[1] / "data" / "episodes" / "calib.jsonl"
+
+
+def tiny_glm4(seed: int = 0) -> torch.nn.Module:
+    """Random Glm4ForCausalLM (hidden 64, 2 layers, GQA 4/2, partial RoPE) with random biases and norms."""
+    torch.manual_seed(seed)
+    cfg = transformers.Glm4Config(
+        vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, partial_rotary_factor=0.5, attention_bias=True,
+        max_position_embeddings=128, pad_token_id=0, eos_token_id=1, bos_token_id=None,
+        tie_word_embeddings=False)
+    model = transformers.Glm4ForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.copy_(1 + 0.2 * torch.randn_like(p))
+            elif name.endswith("bias"):
+                p.copy_(0.1 * torch.randn_like(p))
+    return model
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Column-by-column loops on tiny matrices run far faster on one thread (esp. on busy cores)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_glm4()
+
+
+@pytest.fixture(scope="module")
+def batches():
+    g = torch.Generator().manual_seed(1)
+    return [torch.randint(2, 100, (1, t), generator=g) for t in (9, 17, 12, 20)]  # (1, T) each
+
+
+class Recorder:
+    """Accumulator that keeps every input batch, for comparison with the real accumulators."""
+
+    def __init__(self):
+        self.inputs = []
+
+    def add_batch(self, inp, out):
+        self.inputs.append(inp.reshape(-1, inp.shape[-1]).clone())  # (tokens, in)
+
+
+def direct_inputs(model, batches):
+    """Inputs of every selected Linear in plain full-model forwards: name -> (all tokens, in)."""
+    got, handles = {}, []
+    for name, m in selected_linears(model).items():
+        handles.append(m.register_forward_hook(
+            lambda mod, inp, out, n=name: got.setdefault(n, []).append(inp[0].reshape(-1, inp[0].shape[-1]))))
+    try:
+        with torch.no_grad():
+            for ids in batches:
+                model(input_ids=ids, use_cache=False)
+    finally:
+        for h in handles:
+            h.remove()
+    return {n: torch.cat(xs) for n, xs in got.items()}
+
+
+class CharTokenizer:
+    def encode(self, text, add_special_tokens=True):
+        return [ord(c) % 97 + 3 for c in text]
+
+
+def test_calibration_batches_are_prompt_plus_target():
+    steps = load_steps(CALIB)[:3]
+    tok = CharTokenizer()
+    got = calibration_batches(tok, steps)
+    assert len(got) == 3
+    for ids, step in zip(got, steps):
+        assert ids.dtype == torch.long and ids.shape[0] == 1
+        assert ids[0].tolist() == tok.encode(render_prompt(step) + step.target)
+    short = calibration_batches(tok, CALIB, n=2, max_len=50)  # a path works too
+    assert [b.shape for b in short] == [torch.Size([1, 50])] * 2
+    assert torch.equal(short[0], got[0][:, :50])
+
+
+def test_accumulators_match_direct_computation():
+    g = torch.Generator().manual_seed(0)
+    xs = [torch.randn(1, t, 24, generator=g) * torch.linspace(0.1, 3, 24) for t in (5, 11, 1, 30)]
+    norm, hess = InputNorm(24), Hessian(24, dtype=torch.float64)
+    for x in xs:
+        norm.add_batch(x, None)
+        hess.add_batch(x, None)
+    X = torch.cat([x.reshape(-1, 24) for x in xs]).double()  # (47, 24)
+    assert norm.tokens == hess.tokens == 47
+    torch.testing.assert_close(norm.norm(), X.norm(dim=0).float())
+    torch.testing.assert_close(hess.H, 2 / 47 * X.T @ X)
+
+
+def test_inverse_cholesky_is_factor_of_damped_inverse_and_handles_dead_inputs():
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(200, 16, generator=g, dtype=torch.float64)
+    X[:, 5] = 0  # a dead input channel
+    H = 2 / 200 * X.T @ X
+    U, dead = inverse_cholesky(H, damp=0.01)
+    assert dead.tolist() == [i == 5 for i in range(16)]
+    assert torch.equal(U, U.triu()) and torch.isfinite(U).all()
+    Hd = H.clone()
+    Hd[5, 5] = 1.0
+    Hd += 0.01 * torch.diag(Hd).mean() * torch.eye(16, dtype=torch.float64)
+    torch.testing.assert_close((U.T @ U).double(), torch.linalg.inv(Hd), rtol=1e-4, atol=1e-5)
+    assert H[5, 5] == 0  # input not modified
+
+
+def test_decoder_layers_found(model):
+    assert decoder_layers(model) is model.model.layers
+
+
+def test_sequential_visits_every_layer_once_and_leaves_model_unchanged(model, batches):
+    layers = decoder_layers(model)
+    originals = list(layers)
+    with torch.no_grad():
+        before = [model(input_ids=b).logits for b in batches]
+    calls = {i: 0 for i in range(len(layers))}
+    counters = [layer.register_forward_hook(lambda m, a, o, i=i: calls.__setitem__(i, calls[i] + 1))
+                for i, layer in enumerate(layers)]
+    seen = []
+    try:
+        done = sequential(model, batches, default_filter, lambda n, m: Recorder(),
+                          lambda n, m, s: seen.append((n, len(s.inputs))))
+    finally:
+        for h in counters:
+            h.remove()
+    names = list(selected_linears(model))
+    assert done == names == [n for n, _ in seen]  # each selected Linear processed once, in order
+    assert all(k == len(batches) for _, k in seen)  # its stats saw every batch once
+    n = len(batches)  # each layer: a stats pass + an output pass (none after the last layer)
+    assert calls == {i: n if i == len(layers) - 1 else 2 * n for i in range(len(layers))}
+    assert list(layers) == originals  # the catcher is gone
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+    with torch.no_grad():
+        after = [model(input_ids=b).logits for b in batches]
+    for a, b in zip(before, after):
+        assert torch.equal(a, b)
+
+
+def test_sequential_accumulators_match_full_forward(model, batches):
+    """Layer-by-layer replay reproduces every Linear's inputs (so the HF kwargs were passed right)."""
+    direct = direct_inputs(model, batches)
+
+    class Pair:
+        def __init__(self, n):
+            self.norm, self.hess = InputNorm(n), Hessian(n, torch.float64)
+
+        def add_batch(self, inp, out):
+            self.norm.add_batch(inp, out)
+            self.hess.add_batch(inp, out)
+
+    stats = {}
+    sequential(model, batches, default_filter, lambda n, m: Pair(m.in_features),
+               lambda n, m, s: stats.__setitem__(n, s))
+    assert set(stats) == set(direct)
+    for name, X in direct.items():
+        X = X.double()
+        torch.testing.assert_close(stats[name].norm.norm(), X.norm(dim=0).float(), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(stats[name].hess.H, 2 / X.shape[0] * X.T @ X, rtol=1e-4, atol=1e-6)
+
+
+def test_sequential_feeds_next_layer_the_modified_outputs(batches):
+    model = tiny_glm4(seed=3)
+    stats = {}
+
+    def process(name, module, s):
+        stats[name] = s
+        if ".layers.0." in name:
+            module.weight.data.mul_(0.5)
+
+    sequential(model, batches, default_filter, lambda n, m: Recorder(), process)
+    direct = direct_inputs(model, batches)  # forward of the model as modified
+    later = {n: X for n, X in direct.items() if ".layers.1." in n}
+    assert len(later) == 6
+    for name, X in later.items():  # layer 1 saw layer 0's outputs after layer 0 was modified
+        torch.testing.assert_close(torch.cat(stats[name].inputs), X, rtol=1e-4, atol=1e-5)
+
+
+def test_sequential_restores_model_when_process_fails(batches):
+    model = tiny_glm4()
+    layers = list(decoder_layers(model))
+
+    def boom(name, module, s):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        sequential(model, batches, default_filter, lambda n, m: Recorder(), boom)
+    assert list(decoder_layers(model)) == layers
+    assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_sequential_warns_about_layers_outside_the_decoder(model, batches):
+    with pytest.warns(UserWarning, match="lm_head"):
+        done = sequential(model, batches[:1], lambda m, n: isinstance(m, torch.nn.Linear),
+                          lambda n, m: Recorder(), lambda n, m, s: None)
+    assert "lm_head" not in done
+
+
+def test_sequential_needs_batches(model):
+    with pytest.raises(ValueError, match="at least one batch"):
+        sequential(model, [], default_filter, lambda n, m: Recorder(), lambda n, m, s: None)
+
+
+def _glm() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return transformers.GlmForCausalLM(transformers.GlmConfig(
+        vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, partial_rotary_factor=0.5, attention_bias=True,
+        pad_token_id=0, eos_token_id=1, tie_word_embeddings=False)).eval()
+
+
+def _glm4v() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return transformers.Glm4vForConditionalGeneration(transformers.Glm4vConfig(
+        text_config=dict(vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                         pad_token_id=0,
+                         rope_parameters=dict(rope_type="default", rope_theta=10000.0, partial_rotary_factor=0.5,
+                                              mrope_section=[2, 1, 1])),
+        vision_config=dict(depth=1, hidden_size=32, num_heads=2, intermediate_size=64, out_hidden_size=64),
+        tie_word_embeddings=False)).eval()
+
+
+@pytest.mark.parametrize("make", [_glm, _glm4v], ids=["GlmForCausalLM", "Glm4vForConditionalGeneration"])
+def test_sequential_replays_other_glm_families(make, batches):
+    """GLM-4-9B-chat-hf / GLM-Edge (Glm) and GLM-4.1V / AutoGLM-Phone (Glm4v, M-RoPE) replay exactly."""
+    model = make()
+    direct = direct_inputs(model, batches)
+    stats = {}
+    def in_decoder(module, name):
+        return default_filter(module, name) and "visual" not in name
+
+    done = sequential(model, batches, in_decoder, lambda n, m: Recorder(),
+                      lambda n, m, s: stats.__setitem__(n, s))
+    assert len(done) == 12 and set(done) <= set(direct)
+    for name in done:
+        torch.testing.assert_close(torch.cat(stats[name].inputs), direct[name], rtol=1e-4, atol=1e-5)
