@@ -1,0 +1,28 @@
+# The README's two commands: `make lab` (set up, then JupyterLab on the quickstart) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+# JupyterLab refuses to run as root unless told; token authentication stays on, bound to localhost.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+.PHONY: setup lab test clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first and exact: the local CPU wheel; any other spec pulls gigabytes of CUDA packages
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+lab: setup
+	$(VENV)/bin/jupyter lab --ip=127.0.0.1 $(ROOT_FLAG) notebooks/00_quickstart.ipynb
+
+test: setup
+	$(PY) -m pytest --nbval-lax tests notebooks
+
+clean-venv:
+	rm -rf $(VENV)
