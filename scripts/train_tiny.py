@@ -1,0 +1,283 @@
+"""Train open-autoglm-tiny: a small Glm4ForCausalLM and its BPE tokenizer, on generated episodes.
+
+Seeded and reproducible on a 2-core CPU (bf16 autocast, 2 threads). The shared system prompt is
+computed once per batch and its KV cache broadcast over the batch (gradients flow through it),
+which cuts the cost of every sequence by the prefix length. The loss is the cross-entropy of the
+action tokens plus a weighted cross-entropy of the user turn (goal, history, screen).
+
+    python scripts/train_tiny.py --out data/open-autoglm-tiny            # the committed model
+    python scripts/train_tiny.py --out /tmp/smoke --iters 3 --train-steps 200 --no-eval   # smoke test
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from gen_episodes import generate  # noqa: E402
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+from transformers import Glm4Config, Glm4ForCausalLM, PreTrainedTokenizerFast  # noqa: E402
+
+from workbench.task import EOS, SPECIAL_TOKENS, render_prompt, shared_prefix  # noqa: E402
+
+MODEL_SHAPE = dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=2,
+                   head_dim=32, intermediate_size=768, partial_rotary_factor=0.5, attention_bias=True,
+                   max_position_embeddings=2048, tie_word_embeddings=True, rms_norm_eps=1e-5)
+
+
+def train_tokenizer(texts, vocab_size: int) -> PreTrainedTokenizerFast:
+    """Byte-level BPE with single-digit numbers (coordinates copy digit by digit)."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, pad_token=EOS,
+                                   additional_special_tokens=list(SPECIAL_TOKENS[1:]),
+                                   model_max_length=MODEL_SHAPE["max_position_embeddings"])
+
+
+def encode_steps(tok, steps):
+    """(rest_ids + target_ids, n_target) per step, where the prompt = shared prefix + rest."""
+    prefix = shared_prefix()
+    out = []
+    for s in steps:
+        prompt = render_prompt(s)
+        assert prompt.startswith(prefix)
+        rest = tok.encode(prompt[len(prefix):], add_special_tokens=False)
+        target = tok.encode(s.target, add_special_tokens=False) + [tok.eos_token_id]
+        out.append((rest + target, len(target)))
+    return out
+
+
+def batches(data, batch: int, rng: random.Random):
+    """Length-bucketed batches: shuffle, sort chunks of 8 batches by length, shuffle batches."""
+    idx = list(range(len(data)))
+    rng.shuffle(idx)
+    chunk = batch * 8
+    out = []
+    for i in range(0, len(idx), chunk):
+        part = sorted(idx[i:i + chunk], key=lambda j: len(data[j][0]))
+        out += [part[k:k + batch] for k in range(0, len(part), batch) if len(part[k:k + batch]) == batch]
+    rng.shuffle(out)
+    return out
+
+
+def collate(data, ids, pad: int):
+    """Right-padded (B, T) inputs, target labels and user-turn labels (-100 where not counted)."""
+    T = max(len(data[i][0]) for i in ids)
+    x = torch.full((len(ids), T), pad, dtype=torch.long)
+    y = torch.full((len(ids), T), -100, dtype=torch.long)
+    y_lm = torch.full((len(ids), T), -100, dtype=torch.long)
+    for b, i in enumerate(ids):
+        seq, n_t = data[i]
+        x[b, :len(seq)] = torch.tensor(seq)
+        y[b, len(seq) - n_t:len(seq)] = torch.tensor(seq[len(seq) - n_t:])
+        y_lm[b, :len(seq) - n_t] = torch.tensor(seq[:len(seq) - n_t])
+    return x, y, y_lm
+
+
+def loss_fn(model, prefix_ids, x, y, y_lm=None):
+    """Run the shared prefix once, broadcast its KV cache over the batch, then the rest.
+
+    Returns the mean cross-entropy on the action tokens, or (that, the mean cross-entropy on the
+    user-turn tokens) when `y_lm` is given: predicting the screen and history as well gives the
+    small model dense practice at copying, which it needs to pick elements named in the goal.
+    """
+    B = x.shape[0]
+    pre = model(input_ids=prefix_ids, use_cache=True)
+    cache = pre.past_key_values
+    for layer in cache.layers:  # (1, kv, P, d) -> (B, kv, P, d)
+        layer.keys = layer.keys.expand(B, -1, -1, -1)
+        layer.values = layer.values.expand(B, -1, -1, -1)
+    # right padding: real tokens never attend to the pads that follow them (causal)
+    logits = model(input_ids=x, past_key_values=cache, use_cache=False).logits  # (B, T, V)
+    # predict token t+1 from position t; the first rest token is predicted from the prefix
+    first = pre.logits[:, -1:, :].expand(B, -1, -1)
+    logits = torch.cat([first, logits[:, :-1]], dim=1).float().reshape(-1, logits.shape[-1])
+    ce = torch.nn.functional.cross_entropy
+    if y_lm is None:
+        return ce(logits, y.reshape(-1))
+    return ce(logits, y.reshape(-1)), ce(logits, y_lm.reshape(-1))
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default=str(ROOT / "data" / "open-autoglm-tiny"))
+    p.add_argument("--train-steps", type=int, default=48000, help="agent steps generated for training")
+    p.add_argument("--iters", type=int, default=1500)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lm-weight", type=float, default=1.0, help="weight of the user-turn LM loss")
+    p.add_argument("--vocab", type=int, default=4096)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-every", type=int, default=0, help="also save a checkpoint every N iterations")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--no-eval", action="store_true", help="skip the eval-split measurement and model card")
+    p.add_argument("--card-only", action="store_true", help="only measure --out and write its model card")
+    a = p.parse_args(argv)
+    if a.card_only:
+        write_card(Path(a.out))
+        return
+
+    torch.manual_seed(a.seed)
+    torch.set_num_threads(a.threads)
+    rng = random.Random(a.seed)
+    t0 = time.perf_counter()
+    steps = generate("train", a.train_steps, a.seed)
+    texts = [render_prompt(s) + s.target for s in steps]
+    tok = train_tokenizer(texts, a.vocab)
+    data = encode_steps(tok, steps)
+    prefix_ids = torch.tensor([tok.encode(shared_prefix(), add_special_tokens=False)])
+    lens = [len(d[0]) for d in data]
+    print(f"{len(steps)} train steps, prefix {prefix_ids.shape[1]} tokens, rest mean "
+          f"{sum(lens) / len(lens):.0f} max {max(lens)} tokens; data+tokenizer {time.perf_counter() - t0:.0f}s")
+
+    cfg = Glm4Config(vocab_size=len(tok), pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                     bos_token_id=None, **MODEL_SHAPE)
+    model = Glm4ForCausalLM(cfg)
+    decay = [p_ for n, p_ in model.named_parameters() if p_.dim() >= 2]
+    no_decay = [p_ for n, p_ in model.named_parameters() if p_.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=a.lr, betas=(0.9, 0.95))
+    warm = max(1, min(100, a.iters // 10))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: min(1.0, (i + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(i, a.iters) / a.iters))))
+    order: list = []
+    model.train()
+    t_train = time.perf_counter()
+    bar = tqdm(range(a.iters), desc="train", mininterval=5)
+    ema = None
+    for it in bar:
+        if not order:
+            order = batches(data, a.batch, rng)
+        x, y, y_lm = collate(data, order.pop(), tok.pad_token_id)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            target_loss, lm_loss = loss_fn(model, prefix_ids, x, y, y_lm)
+        (target_loss + a.lm_weight * lm_loss).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        if a.save_every and (it + 1) % a.save_every == 0 and it + 1 < a.iters:
+            Path(a.out).mkdir(parents=True, exist_ok=True)
+            model.save_pretrained(a.out)  # a checkpoint to look at while training goes on
+            tok.save_pretrained(a.out)
+        ema = target_loss.item() if ema is None else 0.95 * ema + 0.05 * target_loss.item()
+        bar.set_postfix(loss=f"{ema:.4f}", lm=f"{lm_loss.item():.3f}")
+    train_s = time.perf_counter() - t_train
+
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    info = {"command": "python scripts/train_tiny.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "train_steps": len(steps), "iters": a.iters, "batch": a.batch, "lr": a.lr, "lm_weight": a.lm_weight, "seed": a.seed,
+            "threads": a.threads, "vocab": len(tok), "final_loss_ema": ema, "train_seconds": round(train_s),
+            "total_seconds": round(time.perf_counter() - t0), "torch": torch.__version__,
+            "parameters": sum(p_.numel() for p_ in model.parameters())}
+    (out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
+    print(json.dumps(info, indent=2))
+    if not a.no_eval:
+        write_card(out)
+
+
+def write_card(out: Path) -> None:
+    """Measure the saved model on the eval split and write eval.json and the model card README.md."""
+    from workbench.measure import evaluate  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    report = evaluate(str(out), str(ROOT / "data" / "episodes" / "eval.jsonl"))
+    eval_s = time.perf_counter() - t0
+    data = report.to_json()
+    data["provenance"]["model"] = "open-autoglm-tiny"
+    (out / "eval.json").write_text(json.dumps(data, indent=2) + "\n")
+    info = json.loads((out / "training.json").read_text())
+    cfg = json.loads((out / "config.json").read_text())
+    by_type: dict[str, list[bool]] = {}
+    for p_ in report.predictions:
+        by_type.setdefault(p_.target.split('"')[1] if p_.target.startswith("do(") else "finish", []).append(p_.step_ok)
+    rows = "\n".join(f"| {k} | {len(v)} | {sum(v) / len(v):.3f} |" for k, v in sorted(by_type.items()))
+    acc, lat, mem = data["accuracy"], data["latency"], data["memory"]
+    card = CARD.format(
+        params=info["parameters"] / 1e6, cfg=cfg, info=info, minutes=info["total_seconds"] / 60,
+        acc=acc, lat=lat, mem=mem, rows=rows, eval_s=eval_s, size=(out / "model.safetensors").stat().st_size / 2**20)
+    (out / "README.md").write_text(card)
+    print(json.dumps(acc, indent=2))
+
+
+CARD = """# open-autoglm-tiny
+
+The embedded default model of AutoGLM Workbench: a `Glm4ForCausalLM` (the GLM-4-0414 architecture:
+sandwich norms, partial interleaved RoPE, grouped-query attention, fused gate/up MLP) at a size a
+2-core CPU evaluates in seconds, trained in this repo on the workbench's phone-agent task. It is a
+teaching and benchmarking stand-in for AutoGLM-Phone-9B, not a phone agent for real use: it has only
+seen generated screens of 14 apps.
+
+| | |
+|---|---|
+| parameters | {params:.2f} M ({cfg[num_hidden_layers]} layers, hidden {cfg[hidden_size]}, {cfg[num_attention_heads]} query heads / {cfg[num_key_value_heads]} KV heads of {cfg[head_dim]}, MLP {cfg[intermediate_size]}, partial rotary {cfg[rope_parameters][partial_rotary_factor]}, tied embeddings) |
+| vocabulary | {cfg[vocab_size]} (byte-level BPE trained on the training prompts; digits split one per token) |
+| weights | `model.safetensors`, float32, {size:.1f} MiB (input and output embeddings tied: copying a token from the screen to the answer is easier when both share one table) |
+| context | trained on prompts of up to about 1,300 tokens (max positions {cfg[max_position_embeddings]}) |
+
+## Training
+```
+{info[command]}
+```
+(the committed weights came from this command followed by `--card-only`; with the defaults,
+`python scripts/train_tiny.py` does both and writes to `data/open-autoglm-tiny`.)
+- Data: {info[train_steps]} agent steps generated by `scripts/gen_episodes.py` from the `train` seed
+  stream (disjoint from `eval` and `calib`), rendered with `workbench.task.render_prompt`.
+- {info[iters]} iterations of batch {info[batch]}, AdamW (lr {info[lr]}, betas 0.9/0.95, weight decay
+  0.1), warm-up then cosine decay, bf16 autocast on CPU, {info[threads]} threads, seed {info[seed]}. Loss:
+  cross-entropy of the action tokens and EOS, plus {info[lm_weight]} x the cross-entropy of the user turn
+  (screen, history, goal), which gives the small model dense practice at copying; the shared system
+  prompt runs once per batch and its KV cache is broadcast over the batch.
+- Two earlier attempts with the goal at the top of the user turn (one with the action loss only)
+  learned the procedure (action-type accuracy 0.97-0.98) but never used the goal (step accuracy
+  0.46 and 0.37): the prompt now puts the goal last, right before the answer.
+- Time: {minutes:.0f} minutes in all on a 2-core AMD EPYC (Zen 4) VM, data and tokenizer included;
+  final training loss (EMA) {info[final_loss_ema]:.4f}.
+
+## Measured on `data/episodes/eval.jsonl` ({acc[n]} steps, greedy decoding)
+| metric | value |
+|---|---|
+| step accuracy | {acc[step]:.3f} |
+| action-type accuracy | {acc[type]:.3f} |
+| exact match | {acc[exact]:.3f} |
+| parse failures | {acc[parse_failure]:.3f} |
+| prefill, {lat[prompt_tokens]}-token prompt (median / p90) | {lat[prefill_ms]:.1f} / {lat[prefill_ms_p90]:.1f} ms |
+| decode per token (median / p90) | {lat[decode_ms_per_token]:.2f} / {lat[decode_ms_per_token_p90]:.2f} ms ({lat[tokens_per_s]:.0f} tok/s) |
+| weights as stored | {mem[weight_bytes]} bytes |
+| KV cache per token / peak | {mem[kv_bytes_per_token]:.0f} bytes / {mem[kv_bytes]} bytes |
+| whole eval split, accuracy + latency | {eval_s:.0f} s |
+
+Latency: PyTorch eager, batch 1, {lat[threads]} threads, after 2 warm-ups; figures on a shared
+2-core VM vary by up to +-50% run to run. Step accuracy by target action type:
+
+| target type | steps | step accuracy |
+|---|---|---|
+{rows}
+
+Reproduce: `workbench evaluate --json` (the full report is in `eval.json`).
+"""
+
+
+if __name__ == "__main__":
+    main()
