@@ -251,7 +251,7 @@ seen generated screens of 14 apps.
   prompt runs once per batch and its KV cache is broadcast over the batch.
 - Two earlier attempts with the goal at the top of the user turn (one with the action loss only)
   learned the procedure (action-type accuracy 0.97-0.98) but never used the goal (step accuracy
-  0.46 and 0.37): the prompt now puts the goal last, right before the answer.
+  0.46 and 0.37): the prompt now restates the goal right before the answer ("Task: ...").
 - Time: {minutes:.0f} minutes in all on a 2-core AMD EPYC (Zen 4) VM, data and tokenizer included;
   final training loss (EMA) {info[final_loss_ema]:.4f}.
 
@@ -266,7 +266,7 @@ seen generated screens of 14 apps.
 | decode per token (median / p90) | {lat[decode_ms_per_token]:.2f} / {lat[decode_ms_per_token_p90]:.2f} ms ({lat[tokens_per_s]:.0f} tok/s) |
 | weights as stored | {mem[weight_bytes]} bytes |
 | KV cache per token / peak | {mem[kv_bytes_per_token]:.0f} bytes / {mem[kv_bytes]} bytes |
-| whole eval split, accuracy + latency | {eval_s:.0f} s |
+| whole eval split, accuracy + latency (wall time; ~60 s when the machine is otherwise idle) | {eval_s:.0f} s |
 
 Latency: PyTorch eager, batch 1, {lat[threads]} threads, after 2 warm-ups; figures on a shared
 2-core VM vary by up to +-50% run to run. Step accuracy by target action type:
