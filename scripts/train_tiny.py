@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from gen_episodes import generate  # noqa: E402
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 from transformers import Glm4Config, Glm4ForCausalLM, PreTrainedTokenizerFast  # noqa: E402
 
@@ -37,12 +37,19 @@ MODEL_SHAPE = dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=8, 
 
 
 def train_tokenizer(texts, vocab_size: int) -> PreTrainedTokenizerFast:
-    """Byte-level BPE with single-digit numbers (coordinates copy digit by digit)."""
+    """Byte-level BPE with single-digit numbers (coordinates copy digit by digit).
+
+    A space is inserted after every double quote before tokenizing (and removed again when
+    decoding), so a quoted word gets the same token as the word inside a sentence: `"Leo Garcia"`
+    on the screen and `Tell Leo Garcia` in the goal both give ` Leo`, ` Garcia`. Matching the goal
+    against the screen then needs no learned synonym table per name, only a copy.
+    """
     tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.Replace('"', '" ')
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Digits(individual_digits=True),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
-    tok.decoder = decoders.ByteLevel()
+    tok.decoder = decoders.Sequence([decoders.ByteLevel(), decoders.Replace('" ', '"')])
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(texts, trainer)
@@ -115,14 +122,31 @@ def loss_fn(model, prefix_ids, x, y, y_lm=None):
     return ce(logits, y.reshape(-1)), ce(logits, y_lm.reshape(-1))
 
 
+def copy_loss(model, batch: int, length: int, low: int, high: int, gen: torch.Generator):
+    """Cross-entropy of repeating a random token string: (B, 2L) = [s, s], loss on the repeat.
+
+    The agent task needs in-context copying (a name from the goal matched on the screen, the text
+    to type), but only a few tokens per step depend on it, so the copy mechanism (induction heads)
+    forms slowly from the task alone. Random strings repeated make every token of the second half a
+    copy, a dense signal that forms it early.
+    """
+    s = torch.randint(low, high, (batch, length), generator=gen)
+    x = torch.cat([s, s], dim=1)  # (B, 2L)
+    logits = model(input_ids=x, use_cache=False).logits[:, length - 1:-1]  # predicts x[:, L:]
+    return torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), s.reshape(-1))
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=str(ROOT / "data" / "open-autoglm-tiny"))
     p.add_argument("--train-steps", type=int, default=48000, help="agent steps generated for training")
-    p.add_argument("--iters", type=int, default=1500)
+    p.add_argument("--iters", type=int, default=2000)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--lm-weight", type=float, default=1.0, help="weight of the user-turn LM loss")
+    p.add_argument("--copy-len", type=int, default=48,
+                   help="length of the random string repeated in each copy batch (0: no copy batches)")
+    p.add_argument("--copy-weight", type=float, default=1.0, help="weight of the copy loss")
     p.add_argument("--vocab", type=int, default=4096)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-every", type=int, default=0, help="also save a checkpoint every N iterations")
@@ -158,6 +182,7 @@ def main(argv=None) -> None:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: min(1.0, (i + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(i, a.iters) / a.iters))))
     order: list = []
+    copy_gen = torch.Generator().manual_seed(a.seed)
     model.train()
     t_train = time.perf_counter()
     bar = tqdm(range(a.iters), desc="train", mininterval=5)
@@ -168,7 +193,11 @@ def main(argv=None) -> None:
         x, y, y_lm = collate(data, order.pop(), tok.pad_token_id)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             target_loss, lm_loss = loss_fn(model, prefix_ids, x, y, y_lm)
-        (target_loss + a.lm_weight * lm_loss).backward()
+            loss = target_loss + a.lm_weight * lm_loss
+            if a.copy_len:
+                c_loss = copy_loss(model, a.batch, a.copy_len, len(SPECIAL_TOKENS), len(tok), copy_gen)
+                loss = loss + a.copy_weight * c_loss
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
@@ -178,7 +207,8 @@ def main(argv=None) -> None:
             model.save_pretrained(a.out)  # a checkpoint to look at while training goes on
             tok.save_pretrained(a.out)
         ema = target_loss.item() if ema is None else 0.95 * ema + 0.05 * target_loss.item()
-        bar.set_postfix(loss=f"{ema:.4f}", lm=f"{lm_loss.item():.3f}")
+        bar.set_postfix(loss=f"{ema:.4f}", lm=f"{lm_loss.item():.3f}",
+                        copy=f"{c_loss.item():.3f}" if a.copy_len else "-")
     train_s = time.perf_counter() - t_train
 
     out = Path(a.out)
@@ -187,7 +217,8 @@ def main(argv=None) -> None:
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
     info = {"command": "python scripts/train_tiny.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "train_steps": len(steps), "iters": a.iters, "batch": a.batch, "lr": a.lr, "lm_weight": a.lm_weight, "seed": a.seed,
+            "train_steps": len(steps), "iters": a.iters, "batch": a.batch, "lr": a.lr, "lm_weight": a.lm_weight,
+            "copy_len": a.copy_len, "copy_weight": a.copy_weight, "seed": a.seed,
             "threads": a.threads, "vocab": len(tok), "final_loss_ema": ema, "train_seconds": round(train_s),
             "total_seconds": round(time.perf_counter() - t0), "torch": torch.__version__,
             "parameters": sum(p_.numel() for p_ in model.parameters())}
@@ -216,7 +247,8 @@ def write_card(out: Path) -> None:
     acc, lat, mem = data["accuracy"], data["latency"], data["memory"]
     card = CARD.format(
         params=info["parameters"] / 1e6, cfg=cfg, info=info, minutes=info["total_seconds"] / 60,
-        acc=acc, lat=lat, mem=mem, rows=rows, eval_s=eval_s, size=(out / "model.safetensors").stat().st_size / 2**20)
+        acc=acc, lat=lat, mem=mem, rows=rows, eval_s=eval_s,
+        status=f"{'reached' if acc['step'] >= 0.90 else 'NOT reached'} ({acc['step']:.3f})", size=(out / "model.safetensors").stat().st_size / 2**20)
     (out / "README.md").write_text(card)
     print(json.dumps(acc, indent=2))
 
@@ -229,10 +261,12 @@ sandwich norms, partial interleaved RoPE, grouped-query attention, fused gate/up
 teaching and benchmarking stand-in for AutoGLM-Phone-9B, not a phone agent for real use: it has only
 seen generated screens of 14 apps.
 
+**Target: step accuracy >= 0.90 on the eval split, greedy decoding: {status}.**
+
 | | |
 |---|---|
 | parameters | {params:.2f} M ({cfg[num_hidden_layers]} layers, hidden {cfg[hidden_size]}, {cfg[num_attention_heads]} query heads / {cfg[num_key_value_heads]} KV heads of {cfg[head_dim]}, MLP {cfg[intermediate_size]}, partial rotary {cfg[rope_parameters][partial_rotary_factor]}, tied embeddings) |
-| vocabulary | {cfg[vocab_size]} (byte-level BPE trained on the training prompts; digits split one per token) |
+| vocabulary | {cfg[vocab_size]} (byte-level BPE trained on the training prompts; digits split one per token; a space inserted after every `"` before tokenizing and removed when decoding, so `"Leo Garcia"` on the screen and `Tell Leo Garcia` in the goal share the tokens ` Leo`, ` Garcia`) |
 | weights | `model.safetensors`, float32, {size:.1f} MiB (input and output embeddings tied: copying a token from the screen to the answer is easier when both share one table) |
 | context | trained on prompts of up to about 1,300 tokens (max positions {cfg[max_position_embeddings]}) |
 
@@ -247,11 +281,27 @@ seen generated screens of 14 apps.
 - {info[iters]} iterations of batch {info[batch]}, AdamW (lr {info[lr]}, betas 0.9/0.95, weight decay
   0.1), warm-up then cosine decay, bf16 autocast on CPU, {info[threads]} threads, seed {info[seed]}. Loss:
   cross-entropy of the action tokens and EOS, plus {info[lm_weight]} x the cross-entropy of the user turn
-  (screen, history, goal), which gives the small model dense practice at copying; the shared system
-  prompt runs once per batch and its KV cache is broadcast over the batch.
+  (screen, history, goal), plus {info[copy_weight]} x the copy loss of a batch of random
+  {info[copy_len]}-token strings repeated (see below); the shared system prompt runs once per batch
+  and its KV cache is broadcast over the batch.
 - Two earlier attempts with the goal at the top of the user turn (one with the action loss only)
   learned the procedure (action-type accuracy 0.97-0.98) but never used the goal (step accuracy
   0.46 and 0.37): the prompt now restates the goal right before the answer ("Task: ...").
+- The next attempt (1500 iterations, plain byte-level BPE) reached step accuracy 0.744 with
+  action type 0.969: its errors were nearly all matching errors (the wrong list row, the wrong
+  typed text, a tap where the named row was not on screen and a swipe was due). A quoted word
+  was a different token from the same word in the goal (`"Leo` vs ` Leo`), so every name needed
+  its own learned equivalence; the tokenizer now gives both the same tokens.
+- That alone did not help (0.72 on the first 200 eval steps after 2000 iterations): the model
+  still could not copy (it typed "Madrid" for "Chicago"). Copy batches were added (a random token
+  string repeated, loss on the repeat: every token of the repeat is a copy), which form the copy
+  mechanism in ~300 iterations (copy loss 7.4 -> 0.2); typed text went from 3/27 to 26/27 right on
+  those steps.
+- Where it still fails (committed run, measured on the eval split's 289 tap-like steps): 170
+  right, 69 answers whose coordinates are no element's centre and 48 near the right element but
+  outside its box (e.g. `Send` at [910,190] answered [910,262]); only 2 taps at another element's
+  exact centre. The model finds the element but copies its six coordinate digits badly; one token
+  per coordinate (numbers 0..999 as single tokens) is the next thing to try.
 - Time: {minutes:.0f} minutes in all on a 2-core AMD EPYC (Zen 4) VM, data and tokenizer included;
   final training loss (EMA) {info[final_loss_ema]:.4f}.
 

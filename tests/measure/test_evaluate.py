@@ -17,10 +17,10 @@ def report(tiny):
 def test_accuracy_is_high_on_the_first_steps(report):
     acc = report.accuracy
     assert acc.n == 40
-    # open-autoglm-tiny has learned the procedure (type) far better than the choice of element and
-    # text (step); the 0.90 step-accuracy target is not reached yet (see the model card)
-    assert acc.type >= 0.85
-    assert 0.35 <= acc.step <= acc.type  # a correct step has the correct type
+    # open-autoglm-tiny has learned the procedure (type) better than the coordinates of the element
+    # (step); the 0.90 step-accuracy target is not reached yet (see the model card)
+    assert acc.type >= 0.9
+    assert 0.6 <= acc.step <= acc.type  # a correct step has the correct type
     assert acc.exact <= acc.step  # an exact match is a correct step
     assert acc.parse_failure <= 0.05
     assert len(report.predictions) == 40
@@ -69,3 +69,13 @@ def test_fidelity_of_the_model_to_itself(tiny, eval_steps):
     kl, ppl = kl_and_ppl(lp, lp, [target_ids(tok, s) for s in steps])
     assert kl == pytest.approx(0.0, abs=1e-6)
     assert 1.0 <= ppl < 3.0  # far below a uniform guess over the vocabulary (~2000)
+
+
+def test_whole_eval_split(tiny):
+    """The model card's figure: the whole eval split, greedy. The 0.90 target is not reached yet (0.79
+    measured); this bound guards against regressions, and a perfect score would leave the knobs nothing
+    to show."""
+    model, tok = tiny
+    acc = evaluate(model=model, tokenizer=tok, progress=False, latency_repeats=1).accuracy
+    assert acc.n == 645
+    assert 0.75 <= acc.step < 0.98 and acc.type >= 0.95 and acc.parse_failure <= 0.01

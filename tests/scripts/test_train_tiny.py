@@ -70,3 +70,16 @@ def pytest_approx(v):
     import pytest
 
     return pytest.approx(v, rel=1e-4)
+
+
+def test_tokenizer_gives_quoted_words_their_in_sentence_tokens():
+    texts = ['Goal: Tell Leo Garcia "on my way"\nTextView "Leo Garcia" [495,201] click\n'
+             'do(action="Type", text="on my way")'] * 20
+    tok = train_tiny.train_tokenizer(texts, 300)
+    goal = tok.tokenize("Tell Leo Garcia")
+    screen = tok.tokenize('TextView "Leo Garcia" click')
+    assert goal[-2:] == ["ĠLeo", "ĠGarcia"] and screen[screen.index("ĠLeo"):][:2] == goal[-2:]
+    typed = tok.tokenize('text="on my way")')
+    assert tok.tokenize("Tell on my way")[-3:] == typed[typed.index("Ġon"):][:3]
+    for text in texts[0].splitlines() + ['finish(message="Sent \\"hi\\" to Leo")', '"a" "" "b"']:
+        assert tok.decode(tok.encode(text, add_special_tokens=False)) == text
