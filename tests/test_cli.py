@@ -43,3 +43,32 @@ def test_bad_episode_line_is_named(tmp_path, capsys):
     assert main(["evaluate", "--episodes", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "mine.jsonl line 1" in err and "missing field" in err
+
+
+def test_evaluate_with_a_recipe_reports_the_packed_model(tmp_path):
+    recipe = {"prune": {"method": "sparsegpt", "ratio": 0.3},
+              "quant": {"method": "gptq", "bits": 4, "group_size": 32, "symmetric": True, "activations": "none"}}
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe))
+    base = json.loads(run("evaluate", "--limit", "4", "--json").stdout)
+    r = run("evaluate", "--limit", "4", "--recipe", str(path), "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert recipe["quant"].items() <= data["provenance"]["recipe"]["quant"].items()  # plus the defaults
+    assert data["provenance"]["recipe"]["prune"]["method"] == "sparsegpt"
+    assert 0 <= data["accuracy"]["kl"] < 1.0 and data["accuracy"]["ppl"] >= 1.0
+    # 4-bit codes and float16 scales for the decoder layers, the float32 embedding table unchanged
+    assert data["memory"]["weight_bytes"] < 0.4 * base["memory"]["weight_bytes"]
+
+
+@pytest.mark.parametrize("recipe, needle", [
+    ({"quant": {"method": "rtn", "bitz": 4}}, "bitz"),
+    ({"prune": {"method": "wanda", "ratio": 1.5}}, "ratio"),
+    ({"quant": {"method": "rtn", "bits": 4, "activations": "int8"}}, "needs quant.bits 8"),
+])
+def test_bad_recipe_exits_2_naming_the_key(tmp_path, capsys, recipe, needle):
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe))
+    assert main(["evaluate", "--limit", "1", "--recipe", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err

@@ -13,7 +13,7 @@ from workbench.calib import Hessian, sequential
 from workbench.quant import grid
 from workbench.quant.base import quantize_
 from workbench.quant.gptq import GPTQConfig, gptq_quantize
-from workbench.quant.packed import pack_linear_
+from workbench.quant.packed import PackedLinear
 from workbench.select import default_filter, selected_linears
 
 
@@ -106,28 +106,50 @@ def test_layer_output_error_below_rtn(layer_hessians, bits, group_size, symmetri
 
 
 @pytest.mark.parametrize("config", [GPTQConfig(bits=4, group_size=32), GPTQConfig(bits=3, act_order=True),
-                                    GPTQConfig(bits=2, group_size=0, symmetric=False)], ids=str)
-def test_transform_returns_codes_that_rebuild_the_weights(model, calib, config):
+                                    GPTQConfig(bits=2, group_size=0, symmetric=False),
+                                    GPTQConfig(bits=8, group_size=0)], ids=str)
+def test_transform_stores_layers_packed(model, calib, config):
     quantized = copy.deepcopy(model)
-    result = quantize_(quantized, config, calib=calib)
-    layers = selected_linears(quantized)
-    assert list(result["codes"]) == list(result["sqnr_db"]) == list(layers)
-    floor = {4: 12.0, 3: 6.0, 2: 1.0}[config.bits]  # dB, Gaussian-ish weights
-    for name, m in layers.items():
-        q, scale, zero = result["codes"][name]
-        n_groups = m.in_features // (config.group_size or m.in_features)
-        assert q.shape == m.weight.shape and q.dtype == torch.uint8
-        assert scale.shape == zero.shape == (m.out_features, n_groups)
-        assert int(q.max()) <= 2 ** config.bits - 1
-        assert torch.equal(grid.dequantize(q, scale, zero, config.group_size), m.weight)
-        assert torch.isfinite(m.weight).all()
-        original = selected_linears(model)[name].weight.detach()
-        assert math.isclose(result["sqnr_db"][name], grid.sqnr_db(original, m.weight.detach()), rel_tol=1e-6)
-        assert result["sqnr_db"][name] > floor, (name, result["sqnr_db"][name])
+    report = quantize_(quantized, config, calib=calib)
+    names = list(selected_linears(model))
+    assert report.method == "gptq" and [r.name for r in report.layers] == names
+    assert report.kernels == ("dequant-fp32",)
+    floor = {8: 35.0, 4: 12.0, 3: 6.0, 2: 1.0}[config.bits]  # dB, Gaussian-ish weights
+    for r in report.layers:
+        m, orig = quantized.get_submodule(r.name), model.get_submodule(r.name)
+        assert isinstance(m, PackedLinear) and (m.bits, m.group_size) == (config.bits, config.group_size)
+        q = m.codes()
+        assert q.shape == orig.weight.shape and int(q.max()) <= 2 ** config.bits - 1
+        assert torch.isfinite(m.dequantize()).all()
+        assert r.weight_sqnr_db == pytest.approx(grid.sqnr_db(orig.weight, m.dequantize()), rel=1e-6)
+        assert r.weight_sqnr_db > floor and r.output_sqnr_db > floor - 6, r
+        assert (m.bias is None) == (orig.bias is None) and (m.bias is None or torch.equal(m.bias, orig.bias))
+        # stored size: codes at `bits` per weight plus float16 scales, well under float32's 32 bits
+        assert r.bytes_after < r.bytes_before * (config.bits + 2) / 32, r
     before = dict(model.named_parameters())
-    for name, p in quantized.named_parameters():  # embeddings, lm_head, norms, biases untouched
-        if name.removesuffix(".weight") not in layers:
+    for name, p in quantized.named_parameters():  # embeddings, lm_head, norms untouched
+        if name.rsplit(".", 1)[0] not in names:
             assert torch.equal(p, before[name]), name
+
+
+def test_refuses_already_quantized_layers(model, calib):
+    quantized = copy.deepcopy(model)
+    quantize_(quantized, GPTQConfig(bits=4), calib=calib)
+    with pytest.raises(ValueError, match="PackedLinear, not a float nn.Linear"):
+        quantize_(quantized, GPTQConfig(bits=4), calib=calib, filter_fn=lambda m, name: name.endswith("_proj"))
+
+
+def test_packed_model_computes_with_the_calibrated_weights(model, calib):
+    """The packed layers compute exactly what float layers holding their dequantized weights compute."""
+    quantized = copy.deepcopy(model)
+    quantize_(quantized, GPTQConfig(bits=4, group_size=32), calib=calib)
+    floats = copy.deepcopy(model)
+    with torch.no_grad():
+        for name, m in selected_linears(floats).items():
+            m.weight.copy_(quantized.get_submodule(name).dequantize())
+        for b in calib:
+            torch.testing.assert_close(quantized(input_ids=b).logits, floats(input_ids=b).logits,
+                                       rtol=1e-5, atol=1e-5)
 
 
 def test_model_outputs_closer_than_rtn(model, calib):
@@ -173,16 +195,3 @@ def test_result_does_not_depend_on_blocksize(layer_hessians, act_order):
         assert (q == q0).float().mean() > 0.995  # a float tie may round the other way
         torch.testing.assert_close(s, s0)
         assert torch.equal(z, z0)
-
-
-def test_codes_pack_into_the_same_weights(model, calib):
-    """The returned codes, stored packed by `pack_linear_`, compute with the transform's float weights."""
-    quantized = copy.deepcopy(model)
-    result = quantize_(quantized, GPTQConfig(bits=4, group_size=32), calib=calib)
-    with torch.no_grad():
-        ref = [quantized(input_ids=b).logits for b in calib]
-    for name, (q, scale, zero) in result["codes"].items():
-        pack_linear_(quantized, name, q, scale, zero, 4, 32)
-    with torch.no_grad():
-        for b, r in zip(calib, ref):
-            torch.testing.assert_close(quantized(input_ids=b).logits, r, rtol=1e-5, atol=1e-5)

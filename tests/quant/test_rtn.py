@@ -150,9 +150,6 @@ def test_w8a8_is_the_int8_kernel_and_restores_engine(base):
         assert r.bytes_before == m.out_features * m.in_features * 4 + _bias_bytes(m)
 
 
-@pytest.mark.xfail(raises=AttributeError, strict=False,
-                   reason="measure.memory.weight_bytes does not yet handle torch.ao packed params "
-                          "(state_dict holds a torch.dtype and a (qint8 weight, bias) tuple)")
 def test_w8a8_weight_bytes(base):
     q, report, _ = _apply(base, W8A8)
     assert weight_bytes(q) == weight_bytes(base[0]) - report.bytes_before + report.bytes_after

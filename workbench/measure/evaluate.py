@@ -37,6 +37,10 @@ def evaluate(source=None, episodes=None, *, model=None, tokenizer=None, limit: i
     """
     episodes = Path(episodes) if episodes is not None else DEFAULT_EPISODES
     steps = load_steps(episodes, limit=limit)
+    if recipe is not None:  # a bad recipe is reported before the model is loaded
+        from ..recipe import Recipe  # noqa: PLC0415
+
+        recipe = recipe if isinstance(recipe, Recipe) else Recipe.from_json(recipe)
     if model is None:
         model, tokenizer = load_model(source)
         name = str(source) if source is not None else "open-autoglm-tiny"

@@ -11,20 +11,22 @@ in the original column order, so codes, scales and zeros have the same layout as
 Layers are calibrated sequentially (`workbench.calib.sequential`), each on the outputs of the
 already quantized layers before it.
 
-The transform leaves float Linears holding the dequantized weights and returns the codes; packing
-them (`workbench.quant.packed.pack_linear_`) is the caller's step.
+The transform stores each layer's codes packed (`workbench.quant.packed.PackedLinear`) and returns
+the same `QuantReport` as round-to-nearest.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from ..calib import Hessian, inverse_cholesky, sequential
-from ..select import default_filter
+from ..select import default_filter, selected_linears
 from . import grid
 from .base import GROUP_SIZES, quantize_
-from .packed import stored_scale
+from .packed import PackedLinear, stored_scale
+from .report import QuantReport, layer_record
 
 GPTQ_BITS = (2, 3, 4, 8)
 
@@ -125,30 +127,40 @@ def gptq_quantize(weight: torch.Tensor, H: torch.Tensor, bits: int = 4, group_si
 
 
 @quantize_.register(GPTQConfig)
-def _gptq(model, config: GPTQConfig, *, calib=None, filter_fn=default_filter):
-    """Quantize the selected Linears of `model` in place with GPTQ (weights become dequantized floats).
+def _gptq(model, config: GPTQConfig, *, calib=None, filter_fn=default_filter) -> QuantReport:
+    """Quantize the selected Linears of `model` in place with GPTQ and store them packed.
 
     Args:
-        model: HF causal LM.
+        model: HF causal LM (mutated: the selected Linears become `PackedLinear`s).
         config: GPTQConfig.
         calib: list of (1, T) calibration token batches (see `workbench.calib.calibration_batches`).
         filter_fn: `filter_fn(module, name)` picks the layers (default: decoder Linears, no lm_head).
     Returns:
-        {"codes": {name: (q uint8 (out, in), scale (out, n_groups), zero (out, n_groups))},
-         "sqnr_db": {name: SQNR in dB of the quantized weight vs the original}}; the codes are
-        what a packed layer stores (`workbench.quant.packed.pack_linear_`).
+        QuantReport: per layer the kernel that runs ("dequant-fp32"), weight SQNR against the float
+        weight, output SQNR on a random N(0, 1) input (dB), bytes before and after packing.
     """
     if not calib:
         raise ValueError("gptq needs calibration data: pass calib=calibration_batches(tokenizer, steps)")
-    codes, sqnr = {}, {}
+    for name, m in selected_linears(model, filter_fn).items():
+        if type(m) is not nn.Linear:
+            raise ValueError(f"gptq: layer {name} is a {type(m).__name__}, not a float nn.Linear "
+                             f"(already quantized?)")
+        if config.group_size and m.in_features % config.group_size:
+            raise ValueError(f"quant.group_size {config.group_size} does not divide in_features "
+                             f"{m.in_features} of layer {name}: use 0 (per channel) or a divisor")
+    packed, records = {}, []
 
     def process(name, module, stats: Hessian):
         q, scale, zero = gptq_quantize(module.weight, stats.H, config.bits, config.group_size,
                                        config.symmetric, config.damp, config.act_order, config.blocksize)
-        deq = grid.dequantize(q, scale, zero, config.group_size, module.weight.dtype)  # (out, in)
-        sqnr[name] = grid.sqnr_db(module.weight.detach(), deq)
-        module.weight.data.copy_(deq)
-        codes[name] = (q.cpu(), scale.cpu(), zero.cpu())
+        new = PackedLinear.from_codes(q.cpu(), scale.cpu(), zero.cpu(), config.bits, config.group_size,
+                                      module.bias)
+        records.append(layer_record(name, module, new, config.bits, config.group_size))
+        # later layers calibrate on this layer's quantized outputs; it is swapped for `new` at the end
+        module.weight.data.copy_(new.dequantize(module.weight.dtype).to(module.weight.device))
+        packed[name] = new
 
     sequential(model, calib, filter_fn, lambda name, m: Hessian(m.in_features), process)
-    return {"codes": codes, "sqnr_db": sqnr}
+    for name, new in packed.items():
+        model.set_submodule(name, new)
+    return QuantReport("gptq", tuple(records))
