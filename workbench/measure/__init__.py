@@ -1,6 +1,6 @@
 """Measurement: accuracy, fidelity, latency and memory of a model on the task, as records."""
 from .accuracy import predict, run_task
-from .evaluate import DEFAULT_EPISODES, evaluate
+from .evaluate import DEFAULT_CALIB, DEFAULT_EPISODES, evaluate
 from .fidelity import kl_and_ppl, target_ids, target_logprobs
 from .latency import measure_latency
 from .memory import peak_rss_bytes, weight_bytes
@@ -8,7 +8,7 @@ from .provenance import model_fingerprint, provenance
 from .records import AccuracyRecord, LatencyRecord, MemoryRecord, Prediction, Report, Spread
 
 __all__ = [
-    "AccuracyRecord", "DEFAULT_EPISODES", "LatencyRecord", "MemoryRecord", "Prediction", "Report",
+    "AccuracyRecord", "DEFAULT_CALIB", "DEFAULT_EPISODES", "LatencyRecord", "MemoryRecord", "Prediction", "Report",
     "Spread", "evaluate", "kl_and_ppl", "measure_latency", "model_fingerprint", "peak_rss_bytes",
     "predict", "provenance", "run_task", "target_ids", "target_logprobs", "weight_bytes",
 ]
