@@ -61,10 +61,32 @@ def test_evaluate_with_a_recipe_reports_the_packed_model(tmp_path):
     assert data["memory"]["weight_bytes"] < 0.4 * base["memory"]["weight_bytes"]
 
 
+def test_evaluate_with_cache_and_batching_sections(tmp_path):
+    recipe = {"cache": {"policy": "int8", "prefix_capacity_mb": 32},
+              "batching": {"window_ms": 5, "max_batch": 4, "arrival_rate": 2}}
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe))
+    r = run("evaluate", "--limit", "6", "--recipe", str(path), "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    cache, serving = data["cache"], data["serving"]
+    assert cache["policy"] == "int8" and cache["prefix_hit_rate"] == 1.0  # the system prompt is preloaded
+    assert 0 < cache["prefill_ms_per_step"] and 0 < cache["prefill_tokens_saved_share"] < 1
+    # int8 with a float16 scale per token and head: (1 + 2/32) bytes per element instead of 4
+    per_token = 4 * 2 * 2 * 32 * (1 + 2 / 32)  # layers x (K, V) x kv heads x head dim
+    assert data["memory"]["kv_bytes_per_token"] == pytest.approx(per_token)
+    assert data["memory"]["kv_bytes"] == cache["kv_bytes"]
+    assert "cache int8" in data["latency"]["engine"]
+    assert serving["window_ms"] == 5 and 1 <= serving["mean_batch"] <= 4
+    assert 0 < serving["p50_ms"] <= serving["p99_ms"] and serving["throughput_rps"] > 0
+    assert "kl" not in data["accuracy"]  # the weights are unchanged
+
+
 @pytest.mark.parametrize("recipe, needle", [
     ({"quant": {"method": "rtn", "bitz": 4}}, "bitz"),
     ({"prune": {"method": "wanda", "ratio": 1.5}}, "ratio"),
     ({"quant": {"method": "rtn", "bits": 4, "activations": "int8"}}, "needs quant.bits 8"),
+    ({"cache": {"policy": "none", "prefix_capacity_mb": 8}}, "keeps no KV to reuse"),
 ])
 def test_bad_recipe_exits_2_naming_the_key(tmp_path, capsys, recipe, needle):
     path = tmp_path / "recipe.json"

@@ -35,3 +35,76 @@ def test_screen_figure_for_a_non_pointing_action(eval_steps):
     step = _step(eval_steps, "Launch")
     fig = screen_figure(step, step.target)
     assert any(t.name.startswith('model: do(action="Launch"') for t in fig.data)
+
+
+# --- batching (workbench.serve) ------------------------------------------------------------------
+
+def _serving_records():
+    from workbench.serve import BatchingConfig, BatchSample, ServiceModel, simulate
+
+    svc = ServiceModel((0.05, 0.15), ((1, 0.9), (4, 1.0)), (0.003, 0.0007, 0.0), ((700, 12), (900, 14)),
+                       samples=(BatchSample(1, 700, (700,), (12,), 0.1, (0.004,) * 12, (1,) * 12, 0.15),
+                                BatchSample(4, 900, (700, 900, 700, 900), (12, 14, 12, 14), 0.5,
+                                            (0.006,) * 14, (4,) * 12 + (2, 2), 0.6)))
+    sims = [simulate(BatchingConfig(w, 4, r), svc, 200, seed=0) for r in (2.0, 5.0) for w in (0, 5, 20)]
+    live = [simulate(BatchingConfig(5, 4, 2.0), svc, 20, seed=1)]
+    return svc, sims, live
+
+
+def test_serving_figure_lines_per_rate_and_live_markers():
+    from workbench.plots import serving_figure
+
+    _, sims, live = _serving_records()
+    fig = serving_figure(sims, live, mark_window=5)
+    assert isinstance(fig, go.Figure)
+    lines = [t for t in fig.data if t.mode == "lines"]
+    assert len(lines) == 2 * 3  # per rate: p50, p99, throughput
+    p50 = next(t for t in lines if t.name == "2 req/s" and t.line.dash == "solid" and t.xaxis == "x")
+    assert list(p50.x) == [0, 5, 20] and p50.y[1] == sims[1].p50_ms
+    markers = [t for t in fig.data if t.mode == "markers"]
+    assert len(markers) == 2 and list(markers[0].y) == [live[0].p50_ms, live[0].p99_ms]
+    assert markers[0].marker.color == p50.line.color  # live points wear their rate's colour
+    assert fig.layout.yaxis.type == "log" and len(fig.layout.shapes) == 2
+
+
+def test_service_and_latency_figures():
+    from workbench.plots import latency_cdf_figure, service_figure
+
+    svc, sims, live = _serving_records()
+    fig = service_figure(svc)
+    measured = fig.data[0]
+    assert list(measured.x) == [1, 4] and measured.y[1] == 600 / 4
+    assert list(fig.data[2].x) == [1, 2, 4]  # decode steps by rows still decoding
+    cdf = latency_cdf_figure([live[0], sims[1]])
+    assert len(cdf.data) == 2 and cdf.data[0].y[-1] == 1.0 and cdf.data[0].line.dash == "dash"
+    assert list(cdf.data[0].x) == sorted(cdf.data[0].x)
+
+
+def _cache_record(label, kv, step, prefix=False):
+    from workbench.measure import Spread
+    from workbench.measure.cache import CacheRecord
+
+    s = Spread(10.0, 12.0, 4)
+    return CacheRecord(label, {"policy": label.split()[0]}, 4, step, 1.0, kv, kv / 100, s, 11.0, s, s, 50.0,
+                       1.0 if prefix else 0.0, 200 if prefix else 0, 0.5 if prefix else 0.0, 10**6 if prefix else 0,
+                       (1.0,) * 4 if prefix else (), (0.4, 0.6, 0.7, 0.8) if prefix else (0.0,) * 4)
+
+
+def test_cache_figure_one_point_per_setting_per_panel_and_baseline():
+    from workbench.plots import cache_figure
+
+    recs = [_cache_record("full", 2 * 2**20, 0.8), _cache_record("int8", 2**19, 0.75),
+            _cache_record("full + prefix 64MB lru", 2 * 2**20, 0.8, prefix=True)]
+    fig = cache_figure(recs)
+    assert len(fig.data) == 3 * 3
+    assert [t.name for t in fig.data[::3]] == ["full", "int8", "full + prefix 64MB lru"]
+    assert fig.data[3].x == (0.5,) and fig.data[3].y == (0.75,)  # int8: MiB on x, step accuracy
+    assert len(fig.layout.shapes) == 3  # the baseline's dashed line on each panel
+
+
+def test_prefix_stream_figure_traces_reuse_and_hit_rate():
+    from workbench.plots import prefix_stream_figure
+
+    fig = prefix_stream_figure([_cache_record("full + prefix 2MB lru", 1, 0.8, prefix=True)])
+    assert [t.mode for t in fig.data] == ["markers", "lines"]
+    assert fig.data[0].y == (0.4, 0.6, 0.7, 0.8) and fig.data[1].x == (1, 2, 3, 4)

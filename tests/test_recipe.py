@@ -9,6 +9,8 @@ from workbench.recipe import Recipe, RecipeError, apply_recipe
 DESIGN_EXAMPLE = {
     "prune": {"method": "wanda", "ratio": 0.5, "pattern": "unstructured"},
     "quant": {"method": "gptq", "bits": 4, "group_size": 32, "symmetric": True, "activations": "none"},
+    "cache": {"policy": "sliding", "window": 256, "sinks": 4, "prefix_capacity_mb": 0, "eviction": "lru"},
+    "batching": {"window_ms": 5, "max_batch": 8, "arrival_rate": 20},
 }
 
 
@@ -22,6 +24,9 @@ def test_design_example_round_trips():
 
 def test_missing_sections_mean_leave_as_is():
     assert Recipe.from_json({}).is_empty
+    serving = Recipe.from_json({"cache": {"policy": "int8"}, "batching": {}})
+    assert not serving.is_empty and not serving.changes_weights
+    assert serving.cache.policy == "int8" and serving.batching.max_batch == 8
     r = Recipe.from_json({"quant": {"method": "rtn", "bits": 8}})
     assert r.prune is None and r.quant.bits == 8
 
@@ -50,6 +55,13 @@ def test_from_file_and_missing_file(tmp_path):
     ({"quant": {"method": "rtn", "bits": 4, "activations": "int8"}}, "activations"),
     ({"quant": {"method": "rtn", "bits": 4, "activations": "fp8"}}, "quant.activations"),
     ({"quant": "rtn"}, "must be an object"),
+    ({"cache": {"policy": "paged"}}, "cache.policy must be one of none, full, sliding, int8"),
+    ({"cache": {"policy": "full", "capacity": 3}}, "unknown key cache.capacity (allowed: policy, window"),
+    ({"cache": {"policy": "sliding", "prefix_capacity_mb": 64}}, "needs policy full or int8"),
+    ({"batching": {"window_ms": -1}}, "batching.window_ms"),
+    ({"batching": {"max_batch": 0}}, "batching.max_batch must be an integer in 1..64"),
+    ({"batching": {"window_ms": 5, "rate": 3}}, "unknown key batching.rate"),
+    ({"batching": []}, "must be an object"),
     ([1, 2], "JSON object"),
 ])
 def test_bad_recipes_name_the_key(data, needle):

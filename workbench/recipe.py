@@ -1,9 +1,12 @@
 """A recipe: one config per knob, read from and written to the recipe JSON of DESIGN.md section 4.
 
     {"prune": {"method": "wanda", "ratio": 0.5, "pattern": "unstructured"},
-     "quant": {"method": "gptq", "bits": 4, "group_size": 32, "symmetric": true, "activations": "none"}}
+     "quant": {"method": "gptq", "bits": 4, "group_size": 32, "symmetric": true, "activations": "none"},
+     "cache": {"policy": "int8", "prefix_capacity_mb": 64, "eviction": "lru"},
+     "batching": {"window_ms": 5, "max_batch": 8, "arrival_rate": 20}}
 
-A missing section means "leave as is". Unknown sections, unknown keys and impossible values are
+A missing section means "leave as is". `prune` and `quant` transform the weights (`apply_recipe`);
+`cache` and `batching` are serving settings that the measurement and the server read. Unknown sections, unknown keys and impossible values are
 rejected with a message naming the key and the allowed values. `apply_recipe` returns a new
 optimized model and never mutates the loaded baseline.
 """
@@ -15,15 +18,17 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cache import CacheConfig
 from .prune import METHODS as PRUNE_METHODS
 from .prune import prune_
 from .quant import METHODS as QUANT_METHODS
 from .quant import quantize_
 from .select import default_filter
+from .serve import BatchingConfig
 
 SECTIONS = ("prune", "quant", "cache", "batching")
-_KNOBS = {"prune": PRUNE_METHODS, "quant": QUANT_METHODS}
-_LATER = {"cache": "the KV-cache knob", "batching": "the batching knob"}
+_KNOBS = {"prune": PRUNE_METHODS, "quant": QUANT_METHODS}  # sections with a `method` key
+_SERVING = {"cache": CacheConfig, "batching": BatchingConfig}  # sections whose keys are the fields
 
 
 class RecipeError(ValueError):
@@ -36,6 +41,8 @@ class Recipe:
 
     prune: object | None = None
     quant: object | None = None
+    cache: CacheConfig | None = None
+    batching: BatchingConfig | None = None
 
     @classmethod
     def from_json(cls, data) -> "Recipe":
@@ -59,11 +66,9 @@ class Recipe:
         unknown = sorted(set(data) - set(SECTIONS))
         if unknown:
             raise RecipeError(f"unknown recipe section {unknown[0]!r} (allowed: {', '.join(SECTIONS)})")
-        for section in _LATER:
-            if section in data:
-                raise RecipeError(f"recipe section {section!r} is not supported yet: it comes with "
-                                  f"{_LATER[section]}")
-        return cls(**{s: _config(s, data[s]) for s in _KNOBS if s in data})
+        knobs = {s: _config(s, data[s]) for s in _KNOBS if s in data}
+        serving = {s: _fields(s, _SERVING[s], data[s]) for s in _SERVING if s in data}
+        return cls(**knobs, **serving)
 
     def to_json(self) -> dict:
         """The recipe JSON object (sections that are set)."""
@@ -73,11 +78,20 @@ class Recipe:
             if cfg is not None:
                 name = next(n for n, t in methods.items() if isinstance(cfg, t))
                 out[section] = {"method": name, **dataclasses.asdict(cfg)}
+        for section in _SERVING:
+            cfg = getattr(self, section)
+            if cfg is not None:
+                out[section] = dataclasses.asdict(cfg)
         return out
 
     @property
     def is_empty(self) -> bool:
-        return self.prune is None and self.quant is None
+        return all(getattr(self, s) is None for s in SECTIONS)
+
+    @property
+    def changes_weights(self) -> bool:
+        """Whether applying the recipe changes the model (prune or quant set)."""
+        return self.prune is not None or self.quant is not None
 
 
 def _config(section: str, body) -> object:
@@ -94,6 +108,20 @@ def _config(section: str, body) -> object:
     if unknown:
         raise RecipeError(f"unknown key {section}.{unknown[0]} for method {method!r} "
                           f"(allowed: method, {', '.join(fields)})")
+    try:
+        return cls(**body)
+    except (TypeError, ValueError) as e:
+        raise RecipeError(str(e)) from None
+
+
+def _fields(section: str, cls: type, body) -> object:
+    """A serving section: every key is a field of `cls`."""
+    if not isinstance(body, dict):
+        raise RecipeError(f"recipe section {section!r} must be an object")
+    fields = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        raise RecipeError(f"unknown key {section}.{unknown[0]} (allowed: {', '.join(fields)})")
     try:
         return cls(**body)
     except (TypeError, ValueError) as e:

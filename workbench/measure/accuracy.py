@@ -17,22 +17,29 @@ def encode_prompt(tokenizer, step) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict(model, tokenizer, step, cache=None):
+def predict(model, tokenizer, step, cache=None, generate_fn=None):
     """Greedy action text for one step.
 
     Args:
         model, tokenizer: the model under test.
         step: a task Step.
         cache: an empty cache object (default DynamicCache).
+        generate_fn: optional `fn(input_ids (1, T)) -> Generation` replacing plain greedy decoding
+            (e.g. a cache policy with a prefix store).
     Returns:
         (output text, Generation with timings and KV bytes).
     """
-    gen = greedy(model, encode_prompt(tokenizer, step), tokenizer.eos_token_id, MAX_NEW_TOKENS, cache=cache)
+    ids = encode_prompt(tokenizer, step)
+    if generate_fn is not None:
+        gen = generate_fn(ids)
+    else:
+        gen = greedy(model, ids, tokenizer.eos_token_id, MAX_NEW_TOKENS, cache=cache)
     return tokenizer.decode(gen.tokens, skip_special_tokens=True), gen
 
 
 @torch.no_grad()
-def run_task(model, tokenizer, steps, *, progress: bool = True, cache_factory=None):
+def run_task(model, tokenizer, steps, *, progress: bool = True, cache_factory=None, generate_fn=None,
+             generations: list | None = None):
     """Greedy-decode every step and score it.
 
     Args:
@@ -41,12 +48,16 @@ def run_task(model, tokenizer, steps, *, progress: bool = True, cache_factory=No
         steps: list of task Steps.
         progress: show a tqdm bar.
         cache_factory: zero-argument callable giving an empty cache per step (default DynamicCache).
+        generate_fn: optional `fn(input_ids) -> Generation` used instead (see `predict`).
+        generations: a list to which each step's Generation (timings, KV bytes) is appended.
     Returns:
         (AccuracyRecord, list of Prediction, peak KV bytes, KV bytes per token at that peak).
     """
     preds, peak_kv, per_token = [], 0, 0.0
     for step in tqdm(steps, desc="evaluate", disable=not progress, mininterval=1):
-        output, gen = predict(model, tokenizer, step, cache_factory() if cache_factory else None)
+        output, gen = predict(model, tokenizer, step, cache_factory() if cache_factory else None, generate_fn)
+        if generations is not None:
+            generations.append(gen)
         if gen.kv_bytes > peak_kv:
             peak_kv = gen.kv_bytes
             per_token = gen.kv_bytes / (gen.prompt_tokens + len(gen.tokens))

@@ -4,9 +4,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from ..cache import new_cache
 from ..model import load_model
 from ..task import file_hash, load_steps
 from .accuracy import encode_prompt, run_task
+from .cache import measure_cache
 from .fidelity import kl_and_ppl, target_ids, target_logprobs
 from .latency import measure_latency
 from .memory import peak_rss_bytes, weight_bytes
@@ -15,6 +17,8 @@ from .records import MemoryRecord, Report
 
 DEFAULT_EPISODES = Path(__file__).resolve().parents[2] / "data" / "episodes" / "eval.jsonl"
 DEFAULT_CALIB = DEFAULT_EPISODES.with_name("calib.jsonl")
+SERVICE_STEPS = 16  # steps whose batches are timed to fit the service-time model of a batching section
+SIMULATED_REQUESTS = 2000  # requests in the replayed Poisson stream
 
 
 def evaluate(source=None, episodes=None, *, model=None, tokenizer=None, limit: int | None = None,
@@ -53,12 +57,16 @@ def evaluate(source=None, episodes=None, *, model=None, tokenizer=None, limit: i
         return _evaluate_recipe(model, tokenizer, steps, recipe, calib_episodes, name, episodes,
                                 progress, latency_repeats)
     accuracy, preds, kv_peak, kv_per_token = run_task(model, tokenizer, steps, progress=progress)
-    lengths = sorted((encode_prompt(tokenizer, s).shape[1], i) for i, s in enumerate(steps))
-    typical = steps[lengths[len(lengths) // 2][1]]
-    latency = measure_latency(model, encode_prompt(tokenizer, typical), repeats=latency_repeats)
+    latency = measure_latency(model, _typical_prompt(tokenizer, steps), repeats=latency_repeats)
     memory = MemoryRecord(weight_bytes(model), kv_peak, kv_per_token, peak_rss_bytes())
     prov = provenance(model, name, str(episodes), file_hash(episodes))
     return Report(accuracy, latency, memory, prov, preds)
+
+
+def _typical_prompt(tokenizer, steps):
+    """(1, T) prompt of the step of median prompt length."""
+    lengths = sorted((encode_prompt(tokenizer, s).shape[1], i) for i, s in enumerate(steps))
+    return encode_prompt(tokenizer, steps[lengths[len(lengths) // 2][1]])
 
 
 def _name(model) -> str:
@@ -72,17 +80,40 @@ def _evaluate_recipe(base, tokenizer, steps, recipe, calib_episodes, name, episo
     from ..recipe import Recipe, apply_recipe
 
     recipe = recipe if isinstance(recipe, Recipe) else Recipe.from_json(recipe)
-    calib = calibration_batches(tokenizer, load_steps(calib_episodes or DEFAULT_CALIB))
-    model, _ = apply_recipe(base, recipe, calib=calib)
+    model = base
+    if recipe.changes_weights:
+        calib = calibration_batches(tokenizer, load_steps(calib_episodes or DEFAULT_CALIB))
+        model, _ = apply_recipe(base, recipe, calib=calib)
     report = evaluate(episodes=episodes, model=model, tokenizer=tokenizer, limit=len(steps),
                       progress=progress, latency_repeats=latency_repeats)
-    ref = target_logprobs(base, tokenizer, steps, progress=progress)
-    got = target_logprobs(model, tokenizer, steps, progress=progress)
-    kl, ppl = kl_and_ppl(ref, got, [target_ids(tokenizer, s) for s in steps])
-    accuracy = dataclasses.replace(report.accuracy, kl=kl, ppl=ppl)
+    accuracy, latency, memory = report.accuracy, report.latency, report.memory
+    cache = serving = None
+    if recipe.changes_weights:
+        ref = target_logprobs(base, tokenizer, steps, progress=progress)
+        got = target_logprobs(model, tokenizer, steps, progress=progress)
+        kl, ppl = kl_and_ppl(ref, got, [target_ids(tokenizer, s) for s in steps])
+        accuracy = dataclasses.replace(accuracy, kl=kl, ppl=ppl)
+    if recipe.cache is not None:  # accuracy and KV under the policy, steps in episode order
+        rec, _ = measure_cache(model, tokenizer, steps, recipe.cache, progress=progress)
+        accuracy = dataclasses.replace(accuracy, step=rec.step, type=rec.type)
+        memory = dataclasses.replace(memory, kv_bytes=rec.kv_bytes, kv_bytes_per_token=rec.kv_bytes_per_token)
+        cache = rec.to_json()
+        layers = model.config.num_hidden_layers
+        latency = measure_latency(model, _typical_prompt(tokenizer, steps), repeats=latency_repeats,
+                                  cache_factory=lambda: new_cache(recipe.cache, layers))
+        latency = dataclasses.replace(latency, engine=f"{latency.engine}, cache {recipe.cache.label}")
+    if recipe.batching is not None:  # replay over service times measured on this model
+        from ..serve import measure_service_times, simulate  # noqa: PLC0415
+
+        sizes = sorted({1, *(b for b in (2, 4, 8, 16, 32, 64) if b <= recipe.batching.max_batch),
+                        recipe.batching.max_batch})
+        service = measure_service_times(model, tokenizer, steps[:SERVICE_STEPS], sizes, progress=progress)
+        serving = simulate(recipe.batching, service, n_requests=SIMULATED_REQUESTS).to_json()
     prov = dict(report.provenance, model=name, recipe=recipe.to_json(),
                 base_model_fingerprint=model_fingerprint(base))
-    return dataclasses.replace(report, accuracy=accuracy, provenance=prov)
+    return dataclasses.replace(report, accuracy=accuracy, latency=latency, memory=memory, cache=cache,
+                               serving=serving,
+                               provenance=prov)
 
 
 __all__ = ["DEFAULT_EPISODES", "evaluate"]

@@ -83,6 +83,8 @@ class Report:
     memory: MemoryRecord
     provenance: dict
     predictions: list[Prediction] = field(default_factory=list, compare=False, repr=False)
+    cache: dict | None = None  # with a recipe's cache section: policy, prefix reuse, times
+    serving: dict | None = None  # with a recipe's batching section: latency percentiles, throughput
 
     def to_json(self) -> dict:
         """The JSON object `workbench evaluate --json` prints."""
@@ -98,5 +100,7 @@ class Report:
                 "repeats": lat.prefill_ms.n, "engine": lat.engine, "threads": lat.threads,
             },
             "memory": asdict(self.memory),
+            **({"cache": self.cache} if self.cache is not None else {}),
+            **({"serving": self.serving} if self.serving is not None else {}),
             "provenance": self.provenance,
         }

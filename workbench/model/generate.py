@@ -12,6 +12,17 @@ import torch
 from transformers import DynamicCache
 
 
+class RecomputeCache:
+    """The `none` policy: keep no KV; every new token recomputes the whole sequence (the reference
+    for why caching matters). Holds only the token ids so far."""
+
+    recompute = True
+
+    def __init__(self):
+        self.ids = None  # (B, T)
+        self.layers = ()
+
+
 @torch.no_grad()
 def prefill(model, input_ids: torch.Tensor, cache=None):
     """Run the prompt through the model, filling the cache.
@@ -24,22 +35,30 @@ def prefill(model, input_ids: torch.Tensor, cache=None):
         (logits of the last position (B, V), cache).
     """
     cache = DynamicCache() if cache is None else cache
-    out = model(input_ids=input_ids, past_key_values=cache, use_cache=True)
+    if getattr(cache, "recompute", False):
+        cache.ids = input_ids
+        return model(input_ids=input_ids, use_cache=False, logits_to_keep=1).logits[:, -1, :], cache
+    out = model(input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
     return out.logits[:, -1, :], out.past_key_values
 
 
 @torch.no_grad()
 def decode_one(model, token: torch.Tensor, cache):
     """Feed one token per sequence (B, 1) and return next-token logits (B, V); the cache grows by one."""
+    if getattr(cache, "recompute", False):
+        cache.ids = torch.cat([cache.ids, token], dim=1)
+        return model(input_ids=cache.ids, use_cache=False, logits_to_keep=1).logits[:, -1, :]
     out = model(input_ids=token, past_key_values=cache, use_cache=True)
     return out.logits[:, -1, :]
 
 
 def cache_bytes(cache) -> int:
-    """Bytes held by a cache's key and value tensors."""
+    """Bytes held by a cache's key and value tensors (a layer with `tensors()` lists its own)."""
     total = 0
     for layer in getattr(cache, "layers", ()):
-        for t in (getattr(layer, "keys", None), getattr(layer, "values", None)):
+        held = layer.tensors() if hasattr(layer, "tensors") else (getattr(layer, "keys", None),
+                                                                   getattr(layer, "values", None))
+        for t in held:
             if isinstance(t, torch.Tensor):
                 total += t.numel() * t.element_size()
     return total
@@ -54,10 +73,11 @@ class Generation:
     prefill_s: float
     decode_s: list[float] = field(default_factory=list)
     kv_bytes: int = 0
+    reused_tokens: int = 0  # prompt tokens whose KV came from a prefix cache
 
 
 def greedy(model, input_ids: torch.Tensor, eos_id: int, max_new_tokens: int = 48,
-           cache=None) -> Generation:
+           cache=None, after_prefill=None) -> Generation:
     """Greedy decoding of one prompt (batch 1), stopping at EOS.
 
     Args:
@@ -65,13 +85,17 @@ def greedy(model, input_ids: torch.Tensor, eos_id: int, max_new_tokens: int = 48
         input_ids: (1, T) prompt.
         eos_id: end-of-sequence token id.
         max_new_tokens: cap on generated tokens.
-        cache: an empty cache object (policy of the cache knob); DynamicCache when None.
+        cache: a cache object (policy of the cache knob), empty or holding a reused prefix of
+            the prompt (then `input_ids` are the remaining tokens); DynamicCache when None.
+        after_prefill: optional callback(cache), run untimed right after prefill.
     Returns:
         Generation with the new tokens (EOS excluded), timings and the peak cache bytes.
     """
     t0 = time.perf_counter()
     logits, cache = prefill(model, input_ids, cache)
     gen = Generation([], input_ids.shape[1], time.perf_counter() - t0)
+    if after_prefill is not None:
+        after_prefill(cache)
     token = int(logits.argmax(-1))
     while token != eos_id and len(gen.tokens) < max_new_tokens:
         gen.tokens.append(token)
