@@ -8,15 +8,18 @@ import torch
 import transformers
 
 
-def tiny_glm4(seed: int = 0) -> torch.nn.Module:
-    """Random Glm4ForCausalLM (hidden 64, 2 layers, GQA 4/2, partial RoPE) with random biases and norms."""
+def tiny_glm4(seed: int = 0, family: str = "glm4") -> torch.nn.Module:
+    """Random Glm4ForCausalLM (hidden 64, 2 layers, GQA 4/2, partial RoPE) with random biases and norms;
+    `family="glm"` gives the GLM-Edge architecture (GlmForCausalLM: no sandwich norms) at the same size."""
     torch.manual_seed(seed)
-    cfg = transformers.Glm4Config(
+    config_cls, model_cls = {"glm4": (transformers.Glm4Config, transformers.Glm4ForCausalLM),
+                             "glm": (transformers.GlmConfig, transformers.GlmForCausalLM)}[family]
+    cfg = config_cls(
         vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
         num_key_value_heads=2, head_dim=16, partial_rotary_factor=0.5, attention_bias=True,
         max_position_embeddings=128, pad_token_id=0, eos_token_id=1, bos_token_id=None,
         tie_word_embeddings=False)
-    model = transformers.Glm4ForCausalLM(cfg).eval()
+    model = model_cls(cfg).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "norm" in name:

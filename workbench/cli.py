@@ -1,4 +1,9 @@
-"""Command line: `workbench evaluate` prints the measured report of a model on an episode file."""
+"""Command line: `workbench evaluate` prints the measured report of a model on an episode file;
+`workbench export` writes a verified ONNX folder for a recipe; `workbench verify` re-checks one.
+
+Exit codes: 0 done; 1 the parity gate failed (export: nothing written; the report goes to stdout);
+2 bad input (one line on stderr naming the problem and the fix).
+"""
 from __future__ import annotations
 
 import argparse
@@ -34,6 +39,61 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _print_gate(report, latency_lines=()) -> None:
+    print(report.summary())
+    for line in latency_lines:
+        print(line)
+
+
+def _latency_line(name: str, rec) -> str:
+    return (f"  {name:<12} decode {rec.decode_ms_per_token.median:.2f} ms/token (p90 {rec.decode_ms_per_token.p90:.2f}, "
+            f"{rec.tokens_per_s:.0f} tok/s), prefill {rec.prefill_ms.median:.1f} ms ({rec.prompt_tokens} tokens)  "
+            f"[{rec.engine}]")
+
+
+def _export(args) -> int:
+    from .export import ExportGateError, export_onnx
+
+    try:
+        result = export_onnx(args.out, args.recipe, source=args.model, graph=args.graph, overwrite=args.overwrite,
+                             episodes=args.episodes, accuracy_steps=args.limit, quantize_lm_head=args.quantize_lm_head,
+                             progress=not args.json)
+    except ExportGateError as e:
+        if args.json:
+            print(json.dumps(e.report.to_json(), indent=2))
+        else:
+            _print_gate(e.report)
+        print(f"workbench: error: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result.manifest, indent=2))
+        return 0
+    print(f"exported   {result.path} ({result.graph} graph, {result.precision.kind})")
+    _print_gate(result.parity, [_latency_line("onnxruntime", result.latency_onnxruntime),
+                                _latency_line("pytorch", result.latency_pytorch),
+                                f"  decode speed-up of ONNX Runtime over PyTorch eager: {result.decode_speedup:.2f}x"])
+    return 0
+
+
+def _verify(args) -> int:
+    from .export import verify
+
+    result = verify(args.dir, source=args.model, episodes=args.episodes, progress=not args.json)
+    if args.json:
+        print(json.dumps({"passed": result.passed, "parity": result.parity.to_json(),
+                          "latency_onnxruntime": {"decode_ms_per_token": result.latency_onnxruntime.decode_ms_per_token.median,
+                                                  "prefill_ms": result.latency_onnxruntime.prefill_ms.median,
+                                                  "engine": result.latency_onnxruntime.engine}}, indent=2))
+    else:
+        print(f"verified   {result.path}")
+        _print_gate(result.parity, [_latency_line("onnxruntime", result.latency_onnxruntime)])
+    if not result.passed:
+        print(f"workbench: error: parity gate failed on {result.path}: " + "; ".join(result.parity.failures),
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="workbench", description="AutoGLM Workbench command line.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -47,6 +107,25 @@ def build_parser() -> argparse.ArgumentParser:
                          "with KL and perplexity against the unoptimized one")
     ev.add_argument("--json", action="store_true", help="print the report as one JSON object")
     ev.set_defaults(run=_evaluate)
+    ex = sub.add_parser("export", help="export a recipe to a verified ONNX folder (decoder with KV cache)")
+    ex.add_argument("--recipe", default=None, help="recipe JSON file (prune / quant sections; none: float32 baseline)")
+    ex.add_argument("--out", required=True, help="folder to write (must not exist or be empty)")
+    ex.add_argument("--model", default=None,
+                    help="HF-format GLM checkpoint folder (default: the embedded open-autoglm-tiny)")
+    ex.add_argument("--graph", choices=("plain", "fused"), default="plain",
+                    help="plain: dynamo export; fused: ONNX Runtime contrib operators (GroupQueryAttention, ...)")
+    ex.add_argument("--episodes", default=None, help="JSONL eval episodes for the gate (default: data/episodes/eval.jsonl)")
+    ex.add_argument("--limit", type=int, default=32, help="eval steps whose greedy actions the gate scores (default 32)")
+    ex.add_argument("--quantize-lm-head", action="store_true", help="quantize the output projection too")
+    ex.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
+    ex.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    ex.set_defaults(run=_export)
+    ve = sub.add_parser("verify", help="re-run the parity gate and ONNX Runtime measurement on an export folder")
+    ve.add_argument("dir", help="the export folder")
+    ve.add_argument("--model", default=None, help="the source checkpoint (default: the manifest's)")
+    ve.add_argument("--episodes", default=None, help="JSONL eval episodes (default: the manifest's)")
+    ve.add_argument("--json", action="store_true", help="print the result as JSON")
+    ve.set_defaults(run=_verify)
     return p
 
 

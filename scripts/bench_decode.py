@@ -1,0 +1,296 @@
+"""Batch-1 decode (and prefill) speed of the ONNX export against memory bandwidth, at GLM-Edge-1.5B shapes.
+
+Batch-1 decode reads every weight once per token, so its limit is weight bytes per token / memory
+bandwidth. This script measures, in one run on one machine:
+- the memory read bandwidth (a large numpy array summed by `--threads` threads; before and after);
+- PyTorch eager float32 and ONNX Runtime (plain dynamo graph and fused contrib-op graph) in
+  float32, int8 and int4 (MatMulNBits, accuracy_level 4, lm_head quantized too, as deployed);
+and prints a table: runtime x precision -> ms/token, tok/s, weight GB/token, GB/s, % of the
+measured bandwidth, prefill ms. Weights are random (a Glm4ForCausalLM of the GLM-Edge-1.5B shapes:
+hidden 2048, 28 layers, 16 heads, 4 KV heads, head dim 128, MLP 6144, vocab 59264); decode runs
+after a prompt of `--past` tokens.
+
+    python scripts/bench_decode.py                    # full depth: ~15 min, ~14 GB peak memory
+    python scripts/bench_decode.py --layers 4         # a quick look (a few minutes)
+    python scripts/bench_decode.py --tiny             # open-autoglm-tiny (real weights), same table
+
+Not part of the tests. Times on shared cores vary by +-50% run to run: compare ratios from one run.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from workbench.export.fused import export_fused  # noqa: E402
+from workbench.export.precision import Precision, quantize_onnx  # noqa: E402
+from workbench.export.runtime import OrtDecoder  # noqa: E402
+from workbench.export.wrapper import cache_kwarg, export_plain  # noqa: E402
+
+EDGE_15B = dict(hidden_size=2048, num_hidden_layers=28, num_attention_heads=16, num_key_value_heads=4, head_dim=128,
+                intermediate_size=6144, vocab_size=59264)
+PRECISIONS = {  # int8 / int4: MatMulNBits (weight-only), accuracy_level 4, lm_head quantized too
+    "fp32": Precision(),
+    "int8": Precision("int8", 8, 32, True, 4, True),
+    "int4": Precision("int4", 4, 32, True, 4, True),
+    "int4-b128": Precision("int4", 4, 128, True, 4, True),  # fewer scales, less per-block work
+}
+_BYTES = {onnx.TensorProto.FLOAT: 4, onnx.TensorProto.UINT8: 1, onnx.TensorProto.INT8: 1, onnx.TensorProto.INT64: 8,
+          onnx.TensorProto.FLOAT16: 2, onnx.TensorProto.INT32: 4}
+
+
+@dataclass
+class Row:
+    """One line of the table; `bandwidth` is the read bandwidth measured right before the row (GB/s, noisy)."""
+
+    runtime: str
+    precision: str
+    ms_per_token: float
+    ms_p90: float
+    weight_bytes: int
+    prefill_ms: float
+    bandwidth: float
+
+    @property
+    def gbs(self) -> float:
+        return self.weight_bytes / (self.ms_per_token * 1e-3) / 1e9
+
+    def cells(self, bandwidth: float) -> list[str]:
+        return [self.runtime, self.precision, f"{self.ms_per_token:.1f}", f"{self.ms_p90:.1f}",
+                f"{1000 / self.ms_per_token:.1f}", f"{self.weight_bytes / 1e9:.3f}", f"{self.gbs:.1f}",
+                f"{100 * self.gbs / bandwidth:.0f}%", f"{self.bandwidth:.1f}", f"{self.prefill_ms:.0f}"]
+
+
+class Bandwidth:
+    """Memory read bandwidth in GB/s: `threads` threads each summing their slice of a 1 GiB float32 array.
+
+    Each call reports the median of `repeats` reads; it swings over time on this kind of VM (~20 to
+    ~60 GB/s), so it is measured before every row and the table relates each row to the run's median.
+    """
+
+    def __init__(self, threads: int, mib: int = 1024):
+        self.a = np.ones(mib * (1 << 20) // 4, dtype=np.float32)
+        self.parts = np.array_split(self.a, threads)
+        self.pool = ThreadPoolExecutor(threads)
+        self.seen: list[float] = []
+
+    def __call__(self, repeats: int = 5) -> float:
+        rates = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            list(self.pool.map(np.sum, self.parts))
+            rates.append(self.a.nbytes / (time.perf_counter() - t0) / 1e9)
+        self.seen.append(statistics.median(rates))
+        return self.seen[-1]
+
+
+def random_glm4(layers: int, seed: int = 0) -> torch.nn.Module:
+    """Random Glm4ForCausalLM at GLM-Edge-1.5B shapes with `layers` layers (random biases and norms)."""
+    import transformers
+
+    torch.manual_seed(seed)
+    cfg = transformers.Glm4Config(**{**EDGE_15B, "num_hidden_layers": layers}, partial_rotary_factor=0.5,
+                                  attention_bias=True, max_position_embeddings=4096, tie_word_embeddings=False,
+                                  pad_token_id=0, eos_token_id=1)
+    with torch.device("cpu"):
+        model = transformers.Glm4ForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.copy_(1 + 0.1 * torch.randn_like(p))
+            elif name.endswith("bias"):
+                p.copy_(0.02 * torch.randn_like(p))
+    return model
+
+
+def weight_bytes(path: Path) -> int:
+    """Bytes of the initializers a decode step reads: all of them but the embedding table (one row is read)."""
+    proto = onnx.load(str(path), load_external_data=False)
+    table = next(n.input[0] for n in proto.graph.node if n.op_type == "Gather" and n.input[1] == "input_ids")
+    total = 0
+    for t in proto.graph.initializer:
+        if t.name != table:
+            total += int(np.prod(t.dims, dtype=np.int64)) * _BYTES.get(t.data_type, 4)
+    return total
+
+
+def torch_weight_bytes(model) -> int:
+    emb = model.get_input_embeddings().weight
+    return sum(p.numel() * p.element_size() for p in model.parameters() if p is not emb)
+
+
+def time_ort(path: Path, past: int, tokens: int, repeats: int, threads: int, vocab: int) -> tuple[list[float], float]:
+    """Decode step times (s) after a `past`-token prompt, and the prefill time (s), on ONNX Runtime."""
+    dec = OrtDecoder(path, threads=threads)
+    rng = np.random.default_rng(0)
+    prompt = rng.integers(2, vocab, (1, past)).astype(np.int64)
+    dec.prefill(prompt[:, :8])  # warm-up
+    t0 = time.perf_counter()
+    logits, past0 = dec.prefill(prompt)
+    prefill = time.perf_counter() - t0
+    times = []
+    for r in range(repeats + 1):  # the first repeat is warm-up
+        kv, n = past0, past
+        token = logits[:, -1:].argmax(-1).astype(np.int64)
+        for _ in range(tokens):
+            t0 = time.perf_counter()
+            out, kv = dec.decode_one(token, kv, n)
+            dt = time.perf_counter() - t0
+            if r:
+                times.append(dt)
+            token, n = out[:, -1:].argmax(-1).astype(np.int64), n + 1
+    del dec
+    return times, prefill
+
+
+@torch.no_grad()
+def time_torch(model, past: int, tokens: int, repeats: int, vocab: int) -> tuple[list[float], float]:
+    """The same on PyTorch eager (DynamicCache, cropped back to the prompt between repeats)."""
+    from transformers import DynamicCache
+
+    kw = cache_kwarg(model)
+    prompt = torch.from_numpy(np.random.default_rng(0).integers(2, vocab, (1, past)))
+    model(input_ids=prompt[:, :8])  # warm-up
+    cache = DynamicCache()
+    t0 = time.perf_counter()
+    logits = model(input_ids=prompt, use_cache=True, **{kw: cache}).logits
+    prefill = time.perf_counter() - t0
+    times = []
+    for r in range(repeats + 1):
+        _crop(cache, past)
+        token = logits[:, -1:].argmax(-1)
+        for _ in range(tokens):
+            t0 = time.perf_counter()
+            out = model(input_ids=token, use_cache=True, **{kw: cache}).logits
+            dt = time.perf_counter() - t0
+            if r:
+                times.append(dt)
+            token = out[:, -1:].argmax(-1)
+    return times, prefill
+
+
+def _crop(cache, length: int) -> None:
+    """Cut a DynamicCache back to `length` positions (transformers >= 5.24 takes minus the count to drop)."""
+    extra = cache.get_seq_length() - length
+    if extra > 0:
+        try:
+            cache.crop(-extra)
+        except ValueError:
+            cache.crop(length)
+
+
+def row(runtime, precision, times, wbytes, prefill, bandwidth) -> Row:
+    ms = sorted(t * 1e3 for t in times)
+    return Row(runtime, precision, statistics.median(ms), ms[min(len(ms) - 1, round(0.9 * (len(ms) - 1)))], wbytes,
+               prefill * 1e3, bandwidth)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--layers", type=int, default=28, help="decoder layers (GLM-Edge-1.5B has 28)")
+    ap.add_argument("--tiny", action="store_true", help="bench open-autoglm-tiny instead (real weights)")
+    ap.add_argument("--past", type=int, default=256, help="prompt tokens before the timed decode steps")
+    ap.add_argument("--tokens", type=int, default=8, help="decode steps per repeat")
+    ap.add_argument("--repeats", type=int, default=3, help="timed repeats (after one warm-up repeat)")
+    ap.add_argument("--threads", type=int, default=2, help="threads for every runtime and the bandwidth read")
+    ap.add_argument("--graphs", default="plain,fused", help="ONNX graphs to bench: plain, fused")
+    ap.add_argument("--precisions", default="fp32,int8,int4,int4-b128",
+                    help="ONNX precisions: fp32, int8, int4 (block 32), int4-b128 (block 128)")
+    ap.add_argument("--no-pytorch", action="store_true", help="skip PyTorch eager")
+    ap.add_argument("--workdir", default=None, help="where to write the graphs (default: a temporary folder, removed)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    graphs = [g for g in args.graphs.split(",") if g]
+    precisions = [p for p in args.precisions.split(",") if p]
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-decode-"))
+    work.mkdir(parents=True, exist_ok=True)
+    bandwidth = Bandwidth(args.threads)
+    print(f"memory read bandwidth ({args.threads} threads): {bandwidth():.1f} GB/s", flush=True)
+    if args.tiny:
+        from workbench.model import load_model
+
+        model, _ = load_model()
+        what = "open-autoglm-tiny"
+    else:
+        model = random_glm4(args.layers)
+        what = f"random Glm4ForCausalLM at GLM-Edge-1.5B shapes, {args.layers} layers"
+    vocab = model.config.vocab_size
+    rows: list[Row] = []
+    try:
+        if not args.no_pytorch:
+            bw = bandwidth()
+            times, pre = time_torch(model, args.past, args.tokens, args.repeats, vocab)
+            rows.append(row("pytorch eager", "fp32", times, torch_weight_bytes(model), pre, bw))
+            print(f"  pytorch eager fp32: {rows[-1].ms_per_token:.1f} ms/token", flush=True)
+        floats = {}
+        for graph in sorted(graphs, key=lambda g: g != "fused"):  # fused first: it streams its weights
+            t0 = time.perf_counter()
+            path = work / f"{graph}-fp32.onnx"
+            (export_plain if graph == "plain" else export_fused)(model, path)
+            floats[graph] = path
+            gc.collect()
+            print(f"  {graph} graph exported in {time.perf_counter() - t0:.0f} s", flush=True)
+        del model
+        gc.collect()
+        for graph in graphs:
+            fpath = floats[graph]
+            for prec in precisions:
+                path = fpath
+                if prec != "fp32":
+                    t0 = time.perf_counter()
+                    path = work / f"{graph}-{prec}.onnx"
+                    quantize_onnx(str(fpath), str(path), PRECISIONS[prec])
+                    print(f"  {graph} {prec} quantized in {time.perf_counter() - t0:.0f} s", flush=True)
+                bw = bandwidth()
+                times, pre = time_ort(path, args.past, args.tokens, args.repeats, args.threads, vocab)
+                rows.append(row(f"onnxruntime {graph}", prec, times, weight_bytes(path), pre, bw))
+                print(f"  onnxruntime {graph} {prec}: {rows[-1].ms_per_token:.1f} ms/token", flush=True)
+                gc.collect()
+        bandwidth()
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    print()
+    print(f"{what}; batch 1, past {args.past}, {args.threads} threads, median of {args.repeats} x {args.tokens} steps")
+    seen = bandwidth.seen
+    bw = statistics.median(seen)
+    print(f"memory read bandwidth over the run ({len(seen)} measurements): median {bw:.1f} GB/s, range "
+          f"{min(seen):.1f}-{max(seen):.1f}; '% of bw' is of the median, 'bw before' the one measured before the row")
+    head = ["runtime", "precision", "ms/token", "p90", "tok/s", "weight GB/token", "GB/s", "% of bw", "bw before",
+            f"prefill {args.past} ms"]
+    table = [head] + [r.cells(bw) for r in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
+    for i, r in enumerate(table):
+        print("  ".join(c.ljust(w) if j < 2 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    by = {(r.runtime, r.precision): r for r in rows}
+    for graph in graphs:
+        f32 = by.get((f"onnxruntime {graph}", "fp32"))
+        for p in ("int4", "int4-b128"):
+            q = by.get((f"onnxruntime {graph}", p))
+            if f32 and q:
+                print(f"{graph}: {p} / fp32 tokens/s = {f32.ms_per_token / q.ms_per_token:.2f}x")
+    pt = by.get(("pytorch eager", "fp32"))
+    if pt:
+        for r in rows:
+            if r.runtime.startswith("onnxruntime"):
+                print(f"{r.runtime} {r.precision}: {pt.ms_per_token / r.ms_per_token:.2f}x PyTorch eager fp32 decode")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""`verify`: re-run the parity gate and the ONNX Runtime measurement on an existing export folder.
+
+The PyTorch side is rebuilt from the manifest: the source model (or the one passed in), the
+recipe's prune section, then the quantization of the export's precision. The rebuilt float model
+must have the fingerprint the manifest recorded, and every file the manifest's sha256.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..measure.evaluate import DEFAULT_EPISODES
+from ..measure.records import LatencyRecord
+from ..measure.provenance import model_fingerprint
+from ..task import file_hash, load_steps
+from . import folder as fs
+from .build import DEFAULT_NAME, float_model, load_recipe, typical_prompt
+from .folder import ExportError
+from .parity import ParityReport, parity_gate
+from .precision import Precision, torch_reference
+from .runtime import OrtDecoder, check_model_file, measure_ort_latency
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """A re-run gate on a folder: the new report, ONNX Runtime latency now, and the manifest's figures."""
+
+    path: Path
+    parity: ParityReport
+    latency_onnxruntime: LatencyRecord
+    manifest: dict = field(compare=False, repr=False)
+
+    @property
+    def passed(self) -> bool:
+        return self.parity.passed
+
+
+def _episodes(manifest: dict, episodes) -> Path:
+    if episodes is not None:
+        return Path(episodes)
+    gate = manifest.get("gate", {})
+    recorded = Path(gate.get("episodes", DEFAULT_EPISODES))
+    if recorded.is_file():
+        return recorded
+    if DEFAULT_EPISODES.is_file() and file_hash(DEFAULT_EPISODES) == gate.get("episodes_sha256"):
+        return DEFAULT_EPISODES
+    raise ExportError(f"the gate's episode file {recorded} is not here; pass episodes= (--episodes)")
+
+
+def verify(path, *, model=None, tokenizer=None, source=None, episodes=None, latency_repeats: int = 5,
+           progress: bool = True) -> VerifyResult:
+    """Re-run the parity gate and the ONNX Runtime latency measurement on an export folder.
+
+    Args:
+        path: the export folder.
+        model, tokenizer: the baseline it was exported from (default: the manifest's source, loaded).
+        source: checkpoint folder or hub id to load instead of the manifest's.
+        episodes: eval episodes (default: the manifest's file).
+        latency_repeats: timed repeats after min(2, repeats) warm-ups.
+        progress: show progress bars.
+    Returns:
+        VerifyResult (check `.passed`).
+    Raises:
+        ExportError: folder, manifest or model.onnx missing or corrupt, files changed since export,
+            or the model is not the one exported.
+    """
+    folder = Path(path).expanduser()
+    manifest = fs.read_manifest(folder)
+    check_model_file(folder / fs.MODEL)
+    changed = fs.changed_files(folder, manifest)
+    if changed:
+        raise ExportError(f"{', '.join(changed)} in {folder} changed since export (sha256 differs from "
+                          "manifest.json); export the folder again")
+    recipe = load_recipe(manifest["recipe"])
+    precision = Precision(**manifest["precision"])
+    gate = manifest.get("gate", {})
+    if model is None:
+        from ..model import load_model
+
+        src = source if source is not None else manifest["source"]["model"]
+        if src == "in-memory model":
+            raise ExportError(f"{folder} was exported from an in-memory model; pass model= and tokenizer=")
+        model, tokenizer = load_model(None if src == DEFAULT_NAME else src)
+    elif tokenizer is None:
+        raise ExportError("verify(model=...) needs tokenizer= too")
+    model.eval()
+    fmodel = float_model(model, tokenizer, recipe, gate.get("calib_episodes"))
+    expected = manifest["source"]["exported_fingerprint"]
+    if model_fingerprint(fmodel) != expected:
+        raise ExportError(f"the model given is not the one exported to {folder} (fingerprint "
+                          f"{model_fingerprint(fmodel)} != {expected}); pass the source checkpoint (--model)")
+    steps = load_steps(_episodes(manifest, episodes), limit=gate.get("accuracy_steps", 32))
+    decoder = OrtDecoder(folder / fs.MODEL)
+    report = parity_gate(torch_reference(fmodel, precision), decoder, tokenizer, steps, precision.kind,
+                         prompts=gate.get("parity_prompts", 4), decode_steps=gate.get("decode_steps", 8),
+                         progress=progress)
+    lat = measure_ort_latency(decoder, typical_prompt(tokenizer, steps), repeats=latency_repeats,
+                              warmup=min(2, latency_repeats),
+                              engine=manifest["metrics"]["latency"]["onnxruntime"]["engine"])
+    return VerifyResult(folder, report, lat, manifest)
