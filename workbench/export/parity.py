@@ -19,10 +19,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import DynamicCache
 
-from ..measure.accuracy import MAX_NEW_TOKENS
+from ..measure.accuracy import run_task
 from ..measure.records import AccuracyRecord, Prediction
-from ..model.generate import greedy
-from ..task import aggregate, score_step
 from .runtime import OrtDecoder, encode, run_task_ort
 from .wrapper import cache_kwarg
 
@@ -177,16 +175,9 @@ def reference_task(reference, tokenizer, steps, *, progress: bool = True):
     Returns:
         (AccuracyRecord, list of token lists).
     """
-    preds, tokens = [], []
-    for step in tqdm(steps, desc="accuracy (pytorch)", disable=not progress, mininterval=1):
-        gen = greedy(reference, torch.from_numpy(encode(tokenizer, step)), tokenizer.eos_token_id, MAX_NEW_TOKENS)
-        output = tokenizer.decode(gen.tokens, skip_special_tokens=True)
-        s = score_step(output, step.target, step.target_box)
-        preds.append(Prediction(step.episode_id, step.step, output, step.target, s.parsed, s.type_ok,
-                                s.step_ok, s.exact))
-        tokens.append(gen.tokens)
-    sc = aggregate(preds)
-    return AccuracyRecord(sc.n, sc.step, sc.type, sc.exact, sc.parse_failure), tokens
+    gens = []
+    rec, _, _, _ = run_task(reference, tokenizer, steps, progress=progress, generations=gens)
+    return rec, [g.tokens for g in gens]
 
 
 def parity_gate(reference, decoder: OrtDecoder, tokenizer, steps, precision: str, *, prompts: int = 4,

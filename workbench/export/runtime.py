@@ -18,15 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 import onnxruntime as ort
-from tqdm.auto import tqdm
 
-from ..measure.records import AccuracyRecord, LatencyRecord, Prediction, Spread
+from ..measure.accuracy import MAX_NEW_TOKENS, run_task
+from ..measure.records import LatencyRecord, Spread
 from ..model.generate import Generation
-from ..task import aggregate, render_prompt, score_step
+from ..task import render_prompt
 from .folder import ExportError
-
-MAX_NEW_TOKENS = 48  # as workbench.measure.accuracy
-
 
 def make_session(path: str | os.PathLike, threads: int | None = None) -> ort.InferenceSession:
     """An ONNX Runtime CPU session with all graph optimizations.
@@ -46,7 +43,6 @@ def make_session(path: str | os.PathLike, threads: int | None = None) -> ort.Inf
     opts.log_severity_level = 3
     return ort.InferenceSession(os.fspath(path), opts, providers=["CPUExecutionProvider"])
 
-
 @dataclass(frozen=True)
 class GraphIO:
     """What the decoder graph expects: layers, KV heads and head dim (read from its past inputs)."""
@@ -55,7 +51,6 @@ class GraphIO:
     num_kv_heads: int
     head_dim: int
     vocab_size: int
-
 
 def graph_io(session: ort.InferenceSession) -> GraphIO:
     """Args: session: a decoder session. Returns: GraphIO. Raises: ValueError if inputs are not a decoder's."""
@@ -68,7 +63,6 @@ def graph_io(session: ort.InferenceSession) -> GraphIO:
     _, kv_heads, _, head_dim = names["past_key_values.0.key"].shape
     vocab = session.get_outputs()[0].shape[-1]
     return GraphIO(layers, int(kv_heads), int(head_dim), int(vocab) if isinstance(vocab, int) else -1)
-
 
 class OrtDecoder:
     """Prefill and decode-one-token on an exported decoder, the KV cache kept as OrtValues."""
@@ -138,11 +132,9 @@ class OrtDecoder:
         gen.kv_bytes = 2 * self.io.num_layers * self.io.num_kv_heads * self.io.head_dim * 4 * n
         return gen
 
-
 def encode(tokenizer, step) -> np.ndarray:
     """(1, T) int64 prompt ids of a step (as workbench.measure.accuracy.encode_prompt, in numpy)."""
     return np.array([tokenizer.encode(render_prompt(step), add_special_tokens=False)], np.int64)
-
 
 def run_task_ort(decoder: OrtDecoder, tokenizer, steps, *, progress: bool = True,
                  max_new_tokens: int = MAX_NEW_TOKENS):
@@ -157,17 +149,10 @@ def run_task_ort(decoder: OrtDecoder, tokenizer, steps, *, progress: bool = True
     Returns:
         (AccuracyRecord, list of Prediction, list of generated token lists).
     """
-    preds, tokens = [], []
-    for step in tqdm(steps, desc="accuracy (onnxruntime)", disable=not progress, mininterval=1):
-        gen = decoder.greedy(encode(tokenizer, step), tokenizer.eos_token_id, max_new_tokens)
-        output = tokenizer.decode(gen.tokens, skip_special_tokens=True)
-        s = score_step(output, step.target, step.target_box)
-        preds.append(Prediction(step.episode_id, step.step, output, step.target, s.parsed, s.type_ok,
-                                s.step_ok, s.exact))
-        tokens.append(gen.tokens)
-    sc = aggregate(preds)
-    return AccuracyRecord(sc.n, sc.step, sc.type, sc.exact, sc.parse_failure), preds, tokens
-
+    eos, gens = tokenizer.eos_token_id, []
+    rec, preds, _, _ = run_task(None, tokenizer, steps, progress=progress, generations=gens,
+                                generate_fn=lambda ids: decoder.greedy(ids.numpy(), eos, max_new_tokens))
+    return rec, preds, [g.tokens for g in gens]
 
 def measure_ort_latency(decoder: OrtDecoder, input_ids, *, decode_tokens: int = 16, warmup: int = 2,
                         repeats: int = 5, engine: str = "onnxruntime-cpu") -> LatencyRecord:
@@ -201,7 +186,6 @@ def measure_ort_latency(decoder: OrtDecoder, input_ids, *, decode_tokens: int = 
             dec.append(statistics.median(steps) * 1e3)
     threads = decoder.session.get_session_options().intra_op_num_threads
     return LatencyRecord(Spread.of(pre), Spread.of(dec), int(ids.shape[1]), engine, threads)
-
 
 def check_model_file(path: str | os.PathLike) -> None:
     """Refuse a missing or corrupt model.onnx with a message naming the fix.
