@@ -1,4 +1,5 @@
-"""Tests for workbench.model.load: tiny random checkpoints of each GLM family, round trip and errors."""
+"""Tests for workbench.model.load: tiny random checkpoints of each GLM family (workbench.model.synthetic),
+round trip and errors."""
 from __future__ import annotations
 
 import json
@@ -7,12 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
-import transformers
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import DynamicCache, PreTrainedTokenizerFast
 
 import workbench.model.load as load_mod
 from workbench.model import DEFAULT_MODEL, SUPPORTED_ARCHITECTURES, ModelLoadError, load_model
+from workbench.model.synthetic import FAMILIES as SYNTHETIC_FAMILIES
+from workbench.model.synthetic import random_model, write_random_checkpoint
 
 WORDS = ("do action Tap Back Home element text open the app settings wifi "
          "( ) [ ] , = \" 0 1 2 3 4 5 6 7 8 9").split()
@@ -21,26 +23,7 @@ VOCAB = 64
 SENTENCE = "open the settings app Tap wifi"
 IDS = torch.tensor([[5, 17, 3, 40, 22, 9, 61, 12], [7, 7, 30, 1, 2, 44, 18, 63]])  # (B=2, T=8)
 
-# Real shapes scaled down, ratios kept: glm-4-9b-chat-hf and GLM-4-9B-0414 have 32 heads / 2 KV
-# heads, head_dim 128, partial_rotary_factor 0.5, MLP 13696 / 4096 = 3.34x hidden, qkv bias.
-# GLM-4.1V text: same, but head_dim = hidden / heads and M-RoPE sections [8, 12, 12] of 32 rotary
-# pairs; keeping that split exact needs 8 pairs, so head_dim 32 there: hidden 128, 4 / 1 heads.
-_DECODER = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=214, num_hidden_layers=2,
-                num_attention_heads=8, num_key_value_heads=2, head_dim=8, partial_rotary_factor=0.5,
-                attention_bias=True, max_position_embeddings=128, pad_token_id=0, eos_token_id=2,
-                tie_word_embeddings=False)
-FAMILIES = {
-    "GlmForCausalLM": lambda: transformers.GlmConfig(**_DECODER),
-    "Glm4ForCausalLM": lambda: transformers.Glm4Config(**_DECODER),
-    "Glm4vForConditionalGeneration": lambda: transformers.Glm4vConfig(
-        text_config=dict(vocab_size=VOCAB, hidden_size=128, intermediate_size=428, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=1, max_position_embeddings=128,
-                         pad_token_id=0, rope_parameters=dict(rope_type="default", rope_theta=10000.0,
-                                                              partial_rotary_factor=0.5,
-                                                              mrope_section=[2, 3, 3])),
-        vision_config=dict(depth=1, hidden_size=32, num_heads=2, intermediate_size=64, out_hidden_size=128),
-        tie_word_embeddings=False),
-}
+FAMILIES = {arch: family for family, arch in SYNTHETIC_FAMILIES.items()}  # architecture -> family
 
 
 def _tokenizer() -> PreTrainedTokenizerFast:
@@ -51,27 +34,18 @@ def _tokenizer() -> PreTrainedTokenizerFast:
                                    unk_token="<unk>")
 
 
-def _random_model(arch: str) -> torch.nn.Module:
-    """Every parameter random (biases non-zero, norm weights 1 + noise), so dropped ones show."""
-    torch.manual_seed(0)
-    model = getattr(transformers, arch)(FAMILIES[arch]()).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.copy_(1 + 0.1 * torch.randn_like(p))
-            else:
-                p.normal_(0, 0.1)
-    return model
+def _write(folder, arch: str) -> torch.nn.Module:
+    """A tiny random checkpoint of `arch` with the word-level tokenizer; returns the model as saved.
+    Every parameter is random (biases non-zero, norm weights 1 + noise), so dropped ones show."""
+    return write_random_checkpoint(folder, FAMILIES[arch], tokenizer=_tokenizer(), vocab_size=VOCAB)
 
 
 @pytest.fixture(scope="module", params=list(FAMILIES))
 def checkpoint(request, tmp_path_factory):
     """(family, folder, original model): a saved tiny checkpoint of one family."""
     arch = request.param
-    model = _random_model(arch)
     folder = tmp_path_factory.mktemp(arch)
-    model.save_pretrained(folder)
-    _tokenizer().save_pretrained(folder)
+    model = _write(folder, arch)
     return arch, folder, model
 
 
@@ -125,9 +99,7 @@ def test_dtype(checkpoint):
 
 def test_glm4v_is_text_only_and_saves(tmp_path):
     arch = "Glm4vForConditionalGeneration"
-    original = _random_model(arch)
-    original.save_pretrained(tmp_path / "a")
-    _tokenizer().save_pretrained(tmp_path / "a")
+    original = _write(tmp_path / "a", arch)
     model, tok = load_model(tmp_path / "a")
     assert sum(p.numel() for p in model.model.visual.parameters()) == 0
     assert sum(p.numel() for p in model.parameters()) < sum(p.numel() for p in original.parameters())
@@ -223,7 +195,7 @@ def test_bad_folder_raises_with_hint(broken, case):
 
 
 def test_sharded_checkpoint(tmp_path):
-    original = _random_model("Glm4ForCausalLM")
+    original = random_model("glm4", vocab_size=VOCAB, pad_token_id=0, eos_token_id=2)
     original.save_pretrained(tmp_path, max_shard_size="40KB")
     _tokenizer().save_pretrained(tmp_path)
     shards = sorted(tmp_path.glob("model-*.safetensors"))
