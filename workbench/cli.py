@@ -1,5 +1,6 @@
 """Command line: `workbench evaluate` prints the measured report of a model on an episode file;
-`workbench export` writes a verified ONNX folder for a recipe; `workbench verify` re-checks one.
+`workbench export` writes a verified ONNX folder for a recipe; `workbench verify` re-checks one;
+`workbench sweep` measures a grid or an optuna study into the results store and prints the Pareto points.
 
 Exit codes: 0 done; 1 the parity gate failed (export: nothing written; the report goes to stdout);
 2 bad input (one line on stderr naming the problem and the fix).
@@ -11,6 +12,7 @@ import json
 import sys
 
 from .model import ModelLoadError
+from .store import StoreError
 from .task import EpisodeError
 
 
@@ -94,6 +96,34 @@ def _verify(args) -> int:
     return 0
 
 
+def _sweep(args) -> int:
+    from .measure.point import PointMeter
+    from .store import ResultsStore
+    from .sweep import parse_grid, run_grid, run_optuna
+
+    if not args.grid and not args.optuna:
+        raise ValueError("give grid axes (--grid prune.ratio=0,0.3,0.5 ...) or --optuna N")
+    grid = parse_grid(args.grid) if args.grid else None  # bad axes are reported before anything loads
+    store = ResultsStore(args.store)
+    meter = PointMeter.load(args.model, args.episodes, limit=args.limit, progress=False)
+    if grid:
+        result = run_grid(meter, grid, store, name=args.name, progress=not args.json)
+    else:
+        result, _ = run_optuna(meter, store, n_trials=args.optuna, study_name=args.name, seed=args.seed,
+                               progress=not args.json)
+    data = {"store": str(store.path), "steps": meter.settings | {"n": len(meter.steps)}, **result.to_json()}
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print(f"store      {store.path} ({len(store)} points)")
+    print(f"sweep      {args.name}: {len(result.points)} points, {result.measured} measured, "
+          f"{result.from_store} from the store, {len(result.skipped)} impossible skipped")
+    print("Pareto front (step accuracy up, decode ms/token down, memory down):")
+    for p in sorted(result.pareto, key=lambda p: p.decode_ms.median):
+        print(f"  {p.step:.3f}  {p.decode_ms.median:6.2f} ms/token  {p.memory_bytes / 2**20:6.2f} MiB  {p.label}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="workbench", description="AutoGLM Workbench command line.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -126,6 +156,21 @@ def build_parser() -> argparse.ArgumentParser:
     ve.add_argument("--episodes", default=None, help="JSONL eval episodes (default: the manifest's)")
     ve.add_argument("--json", action="store_true", help="print the result as JSON")
     ve.set_defaults(run=_verify)
+    sw = sub.add_parser("sweep", help="measure a grid of recipes or an optuna study into the results store")
+    sw.add_argument("--grid", action="append", default=[], metavar="SECTION.KEY=V1,V2",
+                    help="a grid axis, repeatable, e.g. --grid prune.ratio=0,0.3,0.5 --grid quant.bits=8,4")
+    sw.add_argument("--optuna", type=int, default=0, metavar="N",
+                    help="instead of a grid: a multi-objective optuna study of N trials (resumed if it exists)")
+    sw.add_argument("--name", default="sweep", help="the sweep's (or optuna study's) name")
+    sw.add_argument("--model", default=None,
+                    help="HF-format GLM checkpoint folder (default: the embedded open-autoglm-tiny)")
+    sw.add_argument("--episodes", default=None, help="JSONL episode file (default: data/episodes/eval.jsonl)")
+    sw.add_argument("--limit", type=int, default=16, help="steps measured per point (default 16)")
+    sw.add_argument("--store", default=None,
+                    help="results database (default: $AUTOGLM_WORKBENCH_STORE or ~/.cache/autoglm-workbench/results.db)")
+    sw.add_argument("--seed", type=int, default=0, help="optuna sampler seed")
+    sw.add_argument("--json", action="store_true", help="print the summary and the Pareto points as JSON")
+    sw.set_defaults(run=_sweep)
     return p
 
 
@@ -136,7 +181,7 @@ def main(argv=None) -> int:
         return 2
     try:
         return args.run(args)
-    except (ModelLoadError, EpisodeError, ValueError) as e:
+    except (ModelLoadError, EpisodeError, StoreError, ValueError) as e:
         print(f"workbench: error: {e}", file=sys.stderr)
         return 2
 

@@ -352,3 +352,105 @@ def prefix_stream_figure(records, title: str = "") -> go.Figure:
                       xaxis_title="request (agent step, episode order)", yaxis_title="share", yaxis_range=[0, 1.02],
                       margin=dict(t=60, l=50, r=20, b=50), legend=dict(orientation="h", y=-0.3))
     return fig
+
+
+# --- the dashboard: the trade-off of every measured point ------------------------------------------
+_KNOB_COLORS = {"baseline": "#555555", "prune": "#1f77b4", "quant": "#ff7f0e", "prune+quant": "#2ca02c",
+                "cache": "#9467bd", "batching": "#8c564b"}
+
+
+def knob_group(point) -> str:
+    """The colour group of a point: which knobs its recipe sets ("prune+quant", "cache", ...)."""
+    return "+".join(s for s in ("prune", "quant", "cache", "batching") if s in point.recipe) or "baseline"
+
+
+def _group_color(group: str) -> str:
+    if group in _KNOB_COLORS:
+        return _KNOB_COLORS[group]
+    return _COLORS[sum(map(ord, group)) % len(_COLORS)]
+
+
+def _hover(p) -> str:
+    import json
+
+    lines = [f"<b>{p.label}</b>", f"step accuracy {p.step:.3f} (n={p.n}), KL {p.kl:.4f}",
+             f"decode {p.decode_ms.median:.2f} ms/token (p90 {p.decode_ms.p90:.2f}, {p.decode_ms.n} repeats)",
+             f"prefill {p.prefill_ms.median:.1f} ms (p90 {p.prefill_ms.p90:.1f})",
+             f"memory {p.memory_bytes / 2**20:.2f} MiB (weights {p.weight_bytes / 2**20:.2f}, "
+             f"KV {p.kv_bytes / 2**20:.2f})"]
+    if p.serving:
+        lines.append(f"serving p50 {p.serving['p50_ms']:.0f} ms, p99 {p.serving['p99_ms']:.0f} ms, "
+                     f"{p.serving['throughput_rps']:.2f} req/s (simulated)")
+    lines += [f"measured by {p.engine}", json.dumps(p.recipe)]
+    return "<br>".join(lines)
+
+
+def tradeoff_figure(points, baseline=None, *, sweep=(), current=None, title: str = "") -> go.Figure:
+    """Step accuracy against decode latency for every measured point, the Pareto front drawn.
+
+    Marker area follows memory (weights + KV), colour the knobs a recipe sets; hand-picked points
+    are circles, sweep points diamonds; the baseline is a star; the latest point is ringed.
+    Hover shows the recipe and the spreads. The front is over (accuracy up, latency down, memory down).
+
+    Args:
+        points: hand-picked Points.
+        baseline: the unoptimized model's Point (or None).
+        sweep: Points from sweeps.
+        current: the Point just measured or fetched (ringed), or None.
+        title: figure title.
+    Returns:
+        go.Figure.
+    """
+    from .measure.pareto import pareto_front
+
+    every = [*points, *sweep] + ([baseline] if baseline is not None else [])
+    mem_max = max((p.memory_bytes for p in every), default=1) or 1
+    fig = go.Figure()
+    groups: dict[tuple[str, str], list] = {}
+    for origin, pts in (("hand", points), ("sweep", sweep)):
+        for p in pts:
+            groups.setdefault((knob_group(p), origin), []).append(p)
+    for (group, origin), pts in groups.items():
+        fig.add_trace(go.Scatter(
+            x=[p.decode_ms.median for p in pts], y=[p.step for p in pts], mode="markers",
+            name=f"{group} ({origin})", legendgroup=group,
+            marker=dict(size=[10 + 26 * (p.memory_bytes / mem_max) ** 0.5 for p in pts],
+                        color=_group_color(group),
+                        symbol="circle" if origin == "hand" else "diamond", opacity=0.75,
+                        line=dict(width=1, color="white")),
+            error_x=dict(type="data", symmetric=False, array=[p.decode_ms.p90 - p.decode_ms.median for p in pts],
+                         arrayminus=[0] * len(pts), thickness=1),
+            hovertext=[_hover(p) for p in pts], hoverinfo="text"))
+    front = sorted(pareto_front(every), key=lambda p: p.decode_ms.median)
+    if front:
+        fig.add_trace(go.Scatter(x=[p.decode_ms.median for p in front], y=[p.step for p in front],
+                                 mode="lines", line=dict(color="#444", dash="dot", width=1.5, shape="hv"),
+                                 name=f"Pareto front ({len(front)})", hoverinfo="skip"))
+    if baseline is not None:
+        fig.add_trace(go.Scatter(x=[baseline.decode_ms.median], y=[baseline.step], mode="markers",
+                                 marker=dict(symbol="star", size=18, color="#555", line=dict(width=1, color="white")),
+                                 name="baseline", hovertext=[_hover(baseline)], hoverinfo="text"))
+    if current is not None:
+        fig.add_trace(go.Scatter(x=[current.decode_ms.median], y=[current.step], mode="markers",
+                                 marker=dict(symbol="circle-open", size=34, color="#d62728", line=dict(width=2)),
+                                 name="current", hovertext=[_hover(current)], hoverinfo="text"))
+    engines = sorted({p.engine.split(" ")[0].rstrip(",") for p in every}) or ["-"]
+    fig.update_layout(
+        title=title or f"measured trade-off ({', '.join(engines)}, this machine); marker area = memory",
+        xaxis_title="decode ms/token (median, bar to p90)", yaxis_title="step accuracy",
+        height=480, margin=dict(t=60, l=60, r=20, b=50), hovermode="closest", plot_bgcolor="white",
+        legend=dict(itemsizing="constant"))
+    fig.update_yaxes(range=[-0.02, 1.02], gridcolor="#eee")
+    fig.update_xaxes(gridcolor="#eee", rangemode="tozero")
+    return fig
+
+
+def points_frame(points):
+    """A pandas DataFrame of points (one row each): the dashboard's table."""
+    import pandas as pd
+
+    return pd.DataFrame([{
+        "recipe": p.label, "step acc": round(p.step, 3), "n": p.n, "KL": round(p.kl, 4),
+        "decode ms (median)": round(p.decode_ms.median, 2), "decode ms (p90)": round(p.decode_ms.p90, 2),
+        "prefill ms": round(p.prefill_ms.median, 1), "memory MiB": round(p.memory_bytes / 2**20, 2),
+        "engine": p.engine} for p in points])

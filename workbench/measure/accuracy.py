@@ -39,7 +39,7 @@ def predict(model, tokenizer, step, cache=None, generate_fn=None):
 
 @torch.no_grad()
 def run_task(model, tokenizer, steps, *, progress: bool = True, cache_factory=None, generate_fn=None,
-             generations: list | None = None):
+             generations: list | None = None, on_step=None):
     """Greedy-decode every step and score it.
 
     Args:
@@ -50,6 +50,7 @@ def run_task(model, tokenizer, steps, *, progress: bool = True, cache_factory=No
         cache_factory: zero-argument callable giving an empty cache per step (default DynamicCache).
         generate_fn: optional `fn(input_ids) -> Generation` used instead (see `predict`).
         generations: a list to which each step's Generation (timings, KV bytes) is appended.
+        on_step: zero-argument callable run after each step (progress; it may raise to stop the run).
     Returns:
         (AccuracyRecord, list of Prediction, peak KV bytes, KV bytes per token at that peak).
     """
@@ -64,6 +65,8 @@ def run_task(model, tokenizer, steps, *, progress: bool = True, cache_factory=No
         s = score_step(output, step.target, step.target_box)
         preds.append(Prediction(step.episode_id, step.step, output, step.target, s.parsed,
                                 s.type_ok, s.step_ok, s.exact))
+        if on_step is not None:
+            on_step()
     scores = aggregate(preds)
     rec = AccuracyRecord(scores.n, scores.step, scores.type, scores.exact, scores.parse_failure)
     return rec, preds, peak_kv, per_token

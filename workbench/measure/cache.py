@@ -59,7 +59,7 @@ class CacheRecord:
 
 @torch.no_grad()
 def measure_cache(model, tokenizer, steps, config: CacheConfig, *, progress: bool = True,
-                  warmup_steps: int = 2) -> tuple[CacheRecord, list]:
+                  warmup_steps: int = 2, on_step=None) -> tuple[CacheRecord, list]:
     """Greedy-decode every step under a cache setting and measure it.
 
     Args:
@@ -68,6 +68,7 @@ def measure_cache(model, tokenizer, steps, config: CacheConfig, *, progress: boo
         config: the CacheConfig.
         progress: show a progress bar.
         warmup_steps: steps run first, untimed and without touching the prefix store.
+        on_step: zero-argument callable run after each measured step (may raise to stop the run).
     Returns:
         (CacheRecord, list of Prediction).
     """
@@ -80,7 +81,7 @@ def measure_cache(model, tokenizer, steps, config: CacheConfig, *, progress: boo
         warm_up(model, tokenizer, store, shared_prefix())
     gens: list = []
     acc, preds, kv_peak, per_token = run_task(
-        model, tokenizer, steps, progress=progress, generations=gens,
+        model, tokenizer, steps, progress=progress, generations=gens, on_step=on_step,
         generate_fn=lambda ids: generate(model, ids, eos, config, store, MAX_NEW_TOKENS))
     prefill = [g.prefill_s * 1e3 for g in gens]
     decode = [statistics.median(g.decode_s) * 1e3 for g in gens if g.decode_s]

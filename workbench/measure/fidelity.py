@@ -15,7 +15,7 @@ from ..task import render_prompt
 
 
 @torch.no_grad()
-def target_logprobs(model, tokenizer, steps, *, progress: bool = True) -> list[torch.Tensor]:
+def target_logprobs(model, tokenizer, steps, *, progress: bool = True, on_step=None) -> list[torch.Tensor]:
     """Log-probabilities the model assigns at each target position.
 
     Args:
@@ -23,6 +23,7 @@ def target_logprobs(model, tokenizer, steps, *, progress: bool = True) -> list[t
         tokenizer: its tokenizer.
         steps: task Steps.
         progress: show a tqdm bar.
+        on_step: zero-argument callable run after each step (progress; it may raise to stop the run).
     Returns:
         One (n_target, V) float32 tensor of log-softmax per step; the target ids are in
         `target_ids(tokenizer, step)`.
@@ -34,6 +35,8 @@ def target_logprobs(model, tokenizer, steps, *, progress: bool = True) -> list[t
         ids = torch.tensor([prompt + target])
         logits = model(input_ids=ids).logits[0, len(prompt) - 1:-1].float()  # (n_target, V)
         out.append(torch.log_softmax(logits, -1))
+        if on_step is not None:
+            on_step()
     return out
 
 

@@ -1,10 +1,12 @@
 """One measured point of the trade-off: a recipe applied to the baseline, measured on a few steps.
 
-The unit the notebooks, the dashboard and sweeps work with: accuracy, fidelity (KL to the
-baseline), latency with its spread, weight bytes, and what ran it, for one recipe.
+The unit the notebooks, the dashboard, the results store and sweeps work with: accuracy, fidelity
+(KL to the baseline), latency with its spread, weight and KV bytes, and, where the recipe sets
+them, the cache policy's and the batcher's figures, for one recipe.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -15,10 +17,22 @@ from .latency import measure_latency
 from .memory import weight_bytes
 from .records import Spread
 
+SERVICE_STEPS = 8  # steps whose batches are timed to fit the service-time model of a batching section
+SIMULATED_REQUESTS = 1000  # requests in the replayed Poisson stream of a batching section
+
+
+class Cancelled(Exception):
+    """A measurement stopped on request (nothing of it is kept)."""
+
 
 @dataclass(frozen=True)
 class Point:
-    """A measured recipe. Fractions in 0..1, times in ms, bytes as stored."""
+    """A measured recipe. Fractions in 0..1, times in ms, bytes as stored.
+
+    `kv_bytes` is the most KV cache one step held (under the recipe's cache policy, if any);
+    `cache` and `serving` are the cache policy's and the simulated batcher's figures when the
+    recipe has those sections.
+    """
 
     recipe: dict
     n: int
@@ -32,10 +46,28 @@ class Point:
     weight_bytes: int
     engine: str
     seconds: float  # wall time to apply and measure
+    kv_bytes: int = 0
+    cache: dict | None = None
+    serving: dict | None = None
 
     def value(self, section: str, key: str, default=None):
         """A knob value of the recipe, e.g. point.value("prune", "ratio")."""
         return self.recipe.get(section, {}).get(key, default)
+
+    @property
+    def memory_bytes(self) -> int:
+        """Weights as stored plus the peak KV cache of a step."""
+        return self.weight_bytes + self.kv_bytes
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Point":
+        data = dict(data)
+        for key in ("prefill_ms", "decode_ms"):
+            data[key] = Spread(**data[key])
+        return cls(**data)
 
     @property
     def label(self) -> str:
@@ -48,6 +80,13 @@ class Point:
             q = self.recipe["quant"]
             g = q.get("group_size") or "ch"
             parts.append(f"{q['method']} {q['bits']}b g{g}" + (" w8a8" if q.get("activations") == "int8" else ""))
+        if "cache" in self.recipe:
+            c = self.recipe["cache"]
+            parts.append(f"KV {c['policy']}" + (f" {c['window']}" if c["policy"] == "sliding" else "")
+                         + (" + prefix" if c.get("prefix_capacity_mb") else ""))
+        if "batching" in self.recipe:
+            b = self.recipe["batching"]
+            parts.append(f"batch<={b['max_batch']} {b['window_ms']:g} ms")
         return " + ".join(parts) or "baseline"
 
 
@@ -56,30 +95,135 @@ class PointMeter:
 
     Args:
         model, tokenizer: the loaded baseline (never modified).
-        steps: evaluation steps (a few dozen for interactive use).
+        steps: evaluation steps (a few dozen for interactive use; in episode order for the prefix cache).
         calib: calibration token batches for methods that need them.
         latency_repeats: timed repeats after warm-up.
+        progress: show tqdm bars.
+    Attributes:
+        fingerprint: the baseline's model fingerprint; data_hash: hash of the steps and calibration
+        batches; settings: the meter's own settings (with the fingerprint and data hash, what a
+        stored point is keyed by besides the recipe and the library versions).
     """
 
     def __init__(self, model, tokenizer, steps, calib=None, *, latency_repeats: int = 5, progress: bool = False):
-        self.model, self.tokenizer, self.steps, self.calib = model.eval(), tokenizer, steps, calib
-        self.latency_repeats, self.progress = latency_repeats, progress
-        self._targets = [target_ids(tokenizer, s) for s in steps]
-        self._ref = target_logprobs(model, tokenizer, steps, progress=progress)
-        lengths = sorted((encode_prompt(tokenizer, s).shape[1], i) for i, s in enumerate(steps))
-        self._typical = encode_prompt(tokenizer, steps[lengths[len(lengths) // 2][1]])
+        from ..task import steps_hash
+        from .provenance import model_fingerprint
 
-    def __call__(self, recipe) -> Point:
-        """Apply `recipe` (Recipe, dict or JSON) to a copy of the baseline and measure it."""
+        self.model, self.tokenizer, self.steps, self.calib = model.eval(), tokenizer, list(steps), calib
+        self.latency_repeats, self.progress = latency_repeats, progress
+        self.fingerprint = model_fingerprint(model)
+        self.data_hash = _data_hash(steps_hash(self.steps), calib)
+        self.settings = {"latency_repeats": latency_repeats, "service_steps": SERVICE_STEPS,
+                         "simulated_requests": SIMULATED_REQUESTS}
+        self._targets = [target_ids(tokenizer, s) for s in self.steps]
+        self._ref = target_logprobs(model, tokenizer, self.steps, progress=progress)
+        lengths = sorted((encode_prompt(tokenizer, s).shape[1], i) for i, s in enumerate(self.steps))
+        self._typical = encode_prompt(tokenizer, self.steps[lengths[len(lengths) // 2][1]])
+        self._services: dict = {}  # service-time model per weights recipe and batch sizes
+
+    @classmethod
+    def load(cls, source=None, episodes=None, *, limit: int = 16, calib_steps: int = 64,
+             latency_repeats: int = 3, progress: bool = False) -> "PointMeter":
+        """Load a model (None: open-autoglm-tiny) and the first `limit` steps of an episode file.
+
+        Args:
+            source: model folder (see workbench.model.load_model).
+            episodes: JSONL episode file (None: data/episodes/eval.jsonl).
+            limit: steps measured per point.
+            calib_steps: calibration prompts (data/episodes/calib.jsonl) for Wanda, SparseGPT, GPTQ.
+            latency_repeats: timed repeats per latency figure.
+            progress: show tqdm bars.
+        Raises:
+            ModelLoadError, EpisodeError: a bad model folder or episode file (the message says which).
+        """
+        from ..calib import calibration_batches
+        from ..model import load_model
+        from ..task import load_steps
+        from .evaluate import DEFAULT_CALIB, DEFAULT_EPISODES
+
+        steps = load_steps(episodes if episodes is not None else DEFAULT_EPISODES, limit=limit)
+        model, tokenizer = load_model(source)
+        calib = calibration_batches(tokenizer, load_steps(DEFAULT_CALIB), n=calib_steps)
+        return cls(model, tokenizer, steps, calib, latency_repeats=latency_repeats, progress=progress)
+
+    def __call__(self, recipe, *, on_progress=None) -> Point:
+        """Apply `recipe` (Recipe, dict or JSON) to a copy of the baseline and measure it.
+
+        Args:
+            recipe: the Recipe (prune and quant change the weights; cache and batching are measured).
+            on_progress: `fn(done, total)` called as the measurement advances; it may raise (e.g.
+                `Cancelled`) to stop it, and then nothing is returned.
+        Raises:
+            RecipeError: a bad recipe (before anything runs).
+        """
         t0 = time.perf_counter()
         recipe = recipe if isinstance(recipe, Recipe) else Recipe.from_json(recipe)
-        model, reports = (self.model, {}) if recipe.is_empty else apply_recipe(self.model, recipe, calib=self.calib)
+        weights = Recipe(prune=recipe.prune, quant=recipe.quant)
+        service_key = (str(weights.to_json()), _batch_sizes(recipe.batching)) if recipe.batching else None
+        n = len(self.steps)
+        plan = _service_batches(min(n, SERVICE_STEPS), service_key[1]) if service_key and \
+            service_key not in self._services else 0
+        total, done = 2 * n + 1 + plan, [0]
+
+        def tick():
+            done[0] += 1
+            if on_progress is not None:
+                on_progress(done[0], total)
+
+        if on_progress is not None:
+            on_progress(0, total)
+        model, reports = (self.model, {}) if not recipe.changes_weights else \
+            apply_recipe(self.model, weights, calib=self.calib)
         kernels = getattr(reports.get("quant"), "kernels", ())
-        acc, _, _, _ = run_task(model, self.tokenizer, self.steps, progress=self.progress)
-        kl, ppl = kl_and_ppl(self._ref, target_logprobs(model, self.tokenizer, self.steps, progress=False),
-                             self._targets)
-        lat = measure_latency(model, self._typical, repeats=self.latency_repeats)
-        return Point(recipe.to_json(), acc.n, acc.step, acc.type, acc.parse_failure, kl, ppl,
-                     lat.prefill_ms, lat.decode_ms_per_token, weight_bytes(model),
-                     lat.engine + (f" ({', '.join(kernels)})" if kernels else ""),
-                     time.perf_counter() - t0)
+        cache = serving = None
+        if recipe.cache is not None:
+            from ..cache import new_cache
+            from .cache import measure_cache
+
+            rec, preds = measure_cache(model, self.tokenizer, self.steps, recipe.cache, progress=self.progress,
+                                       on_step=tick)
+            step, type_, kv = rec.step, rec.type, rec.kv_bytes
+            parse_failure = sum(not p.parsed for p in preds) / len(preds)
+            cache = {"policy": rec.config["policy"], "prefix_hit_rate": rec.prefix_hit_rate,
+                     "prefill_ms_per_step": rec.prefill_ms_mean, "prefix_bytes": rec.prefix_bytes}
+            layers = model.config.num_hidden_layers
+            factory = lambda: new_cache(recipe.cache, layers)  # noqa: E731
+        else:
+            acc, _, kv, _ = run_task(model, self.tokenizer, self.steps, progress=self.progress, on_step=tick)
+            step, type_, parse_failure, factory = acc.step, acc.type, acc.parse_failure, None
+        kl, ppl = kl_and_ppl(self._ref, target_logprobs(model, self.tokenizer, self.steps, progress=False,
+                                                        on_step=tick), self._targets)
+        lat = measure_latency(model, self._typical, repeats=self.latency_repeats, cache_factory=factory)
+        tick()
+        if recipe.batching is not None:
+            from ..serve import measure_service_times, simulate
+
+            if service_key not in self._services:
+                self._services[service_key] = measure_service_times(
+                    model, self.tokenizer, self.steps[:SERVICE_STEPS], service_key[1], progress=self.progress,
+                    on_step=tick)
+            rep = simulate(recipe.batching, self._services[service_key], SIMULATED_REQUESTS)
+            serving = {k: rep.to_json()[k] for k in ("window_ms", "max_batch", "arrival_rate", "p50_ms", "p99_ms",
+                                                     "throughput_rps", "mean_batch")}
+        engine = lat.engine + (f" ({', '.join(kernels)})" if kernels else "") + \
+            (f", cache {recipe.cache.label}" if recipe.cache is not None else "")
+        return Point(recipe.to_json(), n, step, type_, parse_failure, kl, ppl, lat.prefill_ms,
+                     lat.decode_ms_per_token, weight_bytes(model), engine, time.perf_counter() - t0,
+                     kv, cache, serving)
+
+
+def _batch_sizes(batching) -> tuple:
+    return tuple(sorted({1, *(b for b in (2, 4, 8, 16, 32) if b <= batching.max_batch), batching.max_batch}))
+
+
+def _service_batches(n: int, sizes) -> int:
+    return sum(-(-n // b) for b in sizes)
+
+
+def _data_hash(steps_digest: str, calib) -> str:
+    import hashlib
+
+    h = hashlib.sha256(steps_digest.encode())
+    for batch in calib or ():
+        h.update(batch.numpy().tobytes())
+    return h.hexdigest()

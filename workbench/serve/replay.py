@@ -205,7 +205,8 @@ def fit_service(samples, profile, *, max_new_tokens: int = MAX_NEW_TOKENS, threa
 
 @torch.no_grad()
 def measure_service_times(model, tokenizer, steps, batch_sizes=(1, 2, 4, 8), *, repeats: int = 1,
-                          max_new_tokens: int = MAX_NEW_TOKENS, progress: bool = True) -> ServiceModel:
+                          max_new_tokens: int = MAX_NEW_TOKENS, progress: bool = True,
+                          on_step=None) -> ServiceModel:
     """Run real batches of agent steps through the model and fit the service-time model.
 
     For each batch size B (after one untimed warm-up batch), the steps are served in consecutive
@@ -219,6 +220,7 @@ def measure_service_times(model, tokenizer, steps, batch_sizes=(1, 2, 4, 8), *, 
         repeats: passes over the steps per batch size.
         max_new_tokens: cap on generated tokens per request.
         progress: show a tqdm bar over the batches.
+        on_step: zero-argument callable run after each timed batch (may raise to stop the run).
     Returns:
         ServiceModel with the fitted coefficients, the request mix and the measured samples.
     """
@@ -239,6 +241,8 @@ def measure_service_times(model, tokenizer, steps, batch_sizes=(1, 2, 4, 8), *, 
                                    tuple(len(t) for t in res.tokens), res.prefill_s, tuple(res.decode_s),
                                    tuple(res.active), res.seconds, tuple(res.prefill_each_s),
                                    tuple(res.context)))
+        if on_step is not None:
+            on_step()
     profile = [(len(prompts[i]), generated[i]) for i in range(n)]
     return fit_service(samples, profile, max_new_tokens=max_new_tokens, threads=torch.get_num_threads())
 

@@ -188,6 +188,14 @@ def save_steps(steps, path: str | Path) -> None:
     tmp.replace(path)
 
 
+def steps_hash(steps) -> str:
+    """sha256 of the steps' canonical JSON (the data key of a measurement on a subset of a file)."""
+    h = hashlib.sha256()
+    for s in steps:
+        h.update(json.dumps(s.to_json(), sort_keys=True, separators=(",", ":")).encode() + b"\n")
+    return h.hexdigest()
+
+
 def file_hash(path: str | Path) -> str:
     """sha256 of a file's bytes (the episode-file key of the results store)."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -1,0 +1,199 @@
+"""Sweeps over the knobs: a grid, or a multi-objective optuna study; every point lands in the results store.
+
+Both are resumable: a point already in the store is fetched, not measured again, and optuna's study
+lives in the same SQLite file (`load_if_exists`), so a killed sweep re-run picks up where it stopped.
+
+    grid = parse_grid(["prune.method=wanda", "prune.ratio=0,0.3,0.5", "quant.bits=16,8,4"])
+    result = run_grid(meter, grid, store)            # 9 points, Pareto front in result.pareto
+    result = run_optuna(meter, store, n_trials=20)   # NSGA-II: accuracy up, latency down, memory down
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+
+from tqdm.auto import tqdm
+
+from .measure.pareto import OBJECTIVES, pareto_front
+from .recipe import SECTIONS, Recipe, RecipeError
+from .store import ResultsStore, cached_point
+
+DEFAULT_METHODS = {"prune": "wanda", "quant": "rtn"}  # a grid that sets prune.ratio but no method uses these
+# optuna's search space: "section.key" -> list of choices, or (low, high, step) for a float range.
+DEFAULT_SPACE = {
+    "prune.method": ["none", "magnitude", "wanda"],
+    "prune.ratio": (0.1, 0.7, 0.1),
+    "quant.bits": [16, 8, 4, 3],
+    "quant.group_size": [32, 128],
+    "cache.policy": ["full", "int8"],
+}
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What a sweep measured: every point (in sweep order), how many were new, and the Pareto front."""
+
+    points: list
+    measured: int
+    from_store: int
+    skipped: list = field(default_factory=list)  # (recipe, reason) of impossible combinations
+    pareto: list = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"points": len(self.points), "measured": self.measured, "from_store": self.from_store,
+                "skipped": [{"recipe": r, "reason": why} for r, why in self.skipped],
+                "pareto": [_summary(p) for p in self.pareto]}
+
+
+def _summary(p) -> dict:
+    return {"recipe": p.recipe, "label": p.label, "step": p.step, "n": p.n, "kl": p.kl,
+            "decode_ms_per_token": p.decode_ms.median, "decode_ms_per_token_p90": p.decode_ms.p90,
+            "memory_bytes": p.memory_bytes, "weight_bytes": p.weight_bytes, "engine": p.engine}
+
+
+def _value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_grid(specs) -> dict[str, list]:
+    """Grid axes from `section.key=v1,v2,...` strings (values read as JSON: numbers, true/false, or text).
+
+    Raises:
+        RecipeError: a spec without `=`, an unknown section, or no values.
+    """
+    grid: dict[str, list] = {}
+    for spec in specs:
+        name, sep, values = spec.partition("=")
+        section, dot, key = name.strip().partition(".")
+        if not sep or not dot or not key:
+            raise RecipeError(f"grid axis {spec!r} must look like section.key=v1,v2 (e.g. prune.ratio=0,0.3,0.5)")
+        if section not in SECTIONS:
+            raise RecipeError(f"grid axis {spec!r}: unknown section {section!r} (allowed: {', '.join(SECTIONS)})")
+        vals = [_value(v.strip()) for v in values.split(",") if v.strip()]
+        if not vals:
+            raise RecipeError(f"grid axis {spec!r} has no values")
+        grid[f"{section}.{key}"] = vals
+    return grid
+
+
+def recipe_from_values(values: dict, base: dict | None = None) -> dict:
+    """A recipe dict from {"section.key": value} on top of `base`; `section.method = "none"` drops the section."""
+    recipe = json.loads(json.dumps(base or {}))
+    for name, value in values.items():
+        section, key = name.split(".", 1)
+        recipe.setdefault(section, {})[key] = value
+    for section, method in DEFAULT_METHODS.items():
+        if section in recipe:
+            recipe[section].setdefault("method", method)
+            if recipe[section]["method"] == "none":
+                del recipe[section]
+    return recipe
+
+
+def grid_recipes(grid: dict[str, list], base: dict | None = None) -> tuple[list[dict], list]:
+    """Every combination of the grid's values as recipe dicts, and the impossible ones with the reason.
+
+    Returns:
+        (valid recipe dicts in grid order without duplicates, [(recipe, reason), ...]).
+    """
+    names = list(grid)
+    valid, skipped, seen = [], [], set()
+    for combo in itertools.product(*(grid[n] for n in names)):
+        recipe = recipe_from_values(dict(zip(names, combo)), base)
+        try:
+            recipe = Recipe.from_json(recipe).to_json()
+        except RecipeError as e:
+            skipped.append((recipe, str(e)))
+            continue
+        key = json.dumps(recipe, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            valid.append(recipe)
+    return valid, skipped
+
+
+def run_grid(meter, grid: dict[str, list], store: ResultsStore | None, *, name: str = "grid",
+             base: dict | None = None, progress: bool = True) -> SweepResult:
+    """Measure (or fetch from the store) every valid combination of the grid.
+
+    Args:
+        meter: a PointMeter (baseline, steps).
+        grid: {"section.key": [values]} (see `parse_grid`).
+        store: the ResultsStore (new points are kept as origin "grid:<name>").
+        name: the sweep's name.
+        base: a recipe dict the grid's values are set on.
+        progress: show a tqdm bar.
+    """
+    recipes, skipped = grid_recipes(grid, base)
+    points, measured = [], 0
+    bar = tqdm(recipes, desc=f"sweep {name}", disable=not progress)
+    for recipe in bar:
+        point, hit = cached_point(meter, recipe, store, origin=f"grid:{name}")
+        points.append(point)
+        measured += not hit
+        bar.set_postfix(step=f"{point.step:.3f}", new=measured)
+    return SweepResult(points, measured, len(points) - measured, skipped, pareto_front(points))
+
+
+def _suggest(trial, space: dict) -> dict:
+    values = {}
+    for name, choices in space.items():
+        if isinstance(choices, tuple):
+            low, high, step = choices
+            values[name] = round(trial.suggest_float(name, low, high, step=step), 6)
+        else:
+            values[name] = trial.suggest_categorical(name, list(choices))
+    return values
+
+
+def run_optuna(meter, store: ResultsStore, *, n_trials: int = 20, study_name: str = "workbench",
+               space: dict | None = None, base: dict | None = None, seed: int = 0, progress: bool = True):
+    """A multi-objective optuna study (step accuracy up, decode latency down, memory down), resumable.
+
+    The study is stored in the results store's own file; calling again with the same `study_name`
+    continues it until it holds `n_trials` finished trials. Impossible combinations are pruned.
+
+    Returns:
+        (SweepResult over this study's trials, the optuna Study).
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = space or DEFAULT_SPACE
+    study = optuna.create_study(study_name=study_name, storage=store.storage_url, load_if_exists=True,
+                                directions=[("maximize" if s > 0 else "minimize") for _, s, _ in OBJECTIVES],
+                                sampler=optuna.samplers.NSGAIISampler(seed=seed))
+    done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    measured = 0
+
+    def objective(trial):
+        nonlocal measured
+        recipe = recipe_from_values(_suggest(trial, space), base)
+        try:
+            recipe = Recipe.from_json(recipe).to_json()
+        except RecipeError as e:
+            trial.set_user_attr("skipped", str(e))
+            raise optuna.TrialPruned(str(e)) from None
+        point, hit = cached_point(meter, recipe, store, origin=f"optuna:{study_name}")
+        measured += not hit
+        trial.set_user_attr("recipe", recipe)
+        return tuple(get(point) for _, _, get in OBJECTIVES)
+
+    remaining = max(0, n_trials - len(done))
+    if remaining:
+        study.optimize(objective, n_trials=remaining, show_progress_bar=progress)
+    points, skipped = [], []
+    for t in study.trials:
+        if "recipe" in t.user_attrs and t.state == optuna.trial.TrialState.COMPLETE:
+            points.append(cached_point(meter, t.user_attrs["recipe"], store)[0])
+        elif "skipped" in t.user_attrs:
+            skipped.append((t.params, t.user_attrs["skipped"]))
+    return SweepResult(points, measured, len(points) - measured, skipped, pareto_front(points)), study
+
+
+__all__ = ["DEFAULT_SPACE", "SweepResult", "grid_recipes", "parse_grid", "recipe_from_values", "run_grid",
+           "run_optuna"]
