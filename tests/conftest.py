@@ -25,6 +25,7 @@ class FakeMeter:
 
     fingerprint, data_hash = "fake-model", "fake-data"
     settings = {"latency_repeats": 1}
+    steps, latency_repeats = [None] * 10, 1
 
     def __init__(self):
         self.calls = 0

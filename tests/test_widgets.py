@@ -63,3 +63,99 @@ def test_cache_explorer_measures_a_setting_and_refuses_impossible_ones(tiny, eva
     box.measure()
     assert len(records) == 1 and records[0].label == "int8 + prefix 8MB lru"
     assert "step accuracy" in box.status.value and records[0].prefix_hit_rate == 1.0
+
+
+# --- the dashboard (notebook 05) -------------------------------------------------------------------
+def _names(fig):
+    return [t.name for t in fig.data]
+
+
+def test_recipe_from_controls_leaves_default_sections_out():
+    from workbench.widgets import dashboard_controls, recipe_from_controls
+
+    c = dashboard_controls()
+    assert recipe_from_controls(c) == {}
+    c["prune.method"].value, c["prune.ratio"].value = "heads", 0.25
+    c["cache.prefix_capacity_mb"].value = 16.0
+    c["batching.on"].value = True
+    r = recipe_from_controls(c)
+    assert r["prune"] == {"method": "heads", "ratio": 0.25}  # structured: no pattern
+    assert r["cache"]["policy"] == "full" and r["cache"]["prefix_capacity_mb"] == 16.0
+    assert set(r["batching"]) == {"window_ms", "max_batch", "arrival_rate"} and "quant" not in r
+    assert Recipe.from_json(r).to_json()["batching"]["max_batch"] == 8
+
+
+def test_dashboard_measures_on_change_then_fetches_from_the_store(tmp_path, fake_meter):
+    from workbench.store import ResultsStore
+    from workbench.widgets import dashboard
+
+    store = ResultsStore(tmp_path / "r.db")
+    dash = dashboard(fake_meter, store=store, threaded=False)
+    assert dash.baseline.recipe == {} and "baseline" in _names(dash.figure)
+    assert dash.controls["prune.ratio"].disabled  # method "none": the ratio means nothing yet
+    dash.apply({"prune": {"method": "magnitude", "ratio": 0.2}})
+    assert not dash.controls["prune.ratio"].disabled
+    calls = fake_meter.calls
+    dash.controls["prune.ratio"].value = 0.4  # a slider move measures the new point ...
+    assert fake_meter.calls == calls + 1 and dash.current.value("prune", "ratio") == 0.4
+    assert "step accuracy" in dash.readout.value and "measured" in dash.readout.value
+    dash.controls["prune.ratio"].value = 0.2  # ... and moving back fetches it
+    assert fake_meter.calls == calls + 1 and "from the store" in dash.readout.value
+    hand = next(t for t in dash.figure.data if t.name == "prune (hand)")
+    assert len(hand.x) == 2 and any("magnitude" in h for h in hand.hovertext)
+    assert any(t.name.startswith("Pareto front") for t in dash.figure.data)
+    assert dash.moved == ("prune", "ratio") and len(dash.knob_view.data[0].x) == 2  # the per-knob view
+    assert dash.selection.value and "<table" in dash.table.value  # the front is selected in the table
+    dash.controls["quant.method"].value = "rtn"
+    dash.controls["quant.activations"].value = "int8"  # impossible with 4-bit weights: said, not measured
+    n = fake_meter.calls
+    assert fake_meter.calls == n and "needs quant.bits 8" in dash.readout.value
+    # a new kernel: the same store gives every point back, nothing measured again
+    again = dashboard(fake_meter, store=ResultsStore(store.path), threaded=False)
+    assert fake_meter.calls == n and len(again.hand) == len(dash.hand)
+
+
+def test_dashboard_shows_sweep_points_and_cancel_keeps_nothing(tmp_path, fake_meter):
+    import threading
+
+    from workbench.store import ResultsStore
+    from workbench.sweep import parse_grid, run_grid
+    from workbench.widgets import dashboard
+
+    store = ResultsStore(tmp_path / "r.db")
+    run_grid(fake_meter, parse_grid(["quant.bits=8,4"]), store, progress=False)
+    dash = dashboard(fake_meter, store=store, threaded=True)
+    assert len(dash.sweep) == 2 and "quant (sweep)" in _names(dash.figure)
+    gate = threading.Event()
+
+    class Slow:  # the same meter, but each measurement waits until it is cancelled
+        fingerprint, data_hash, settings = fake_meter.fingerprint, fake_meter.data_hash, fake_meter.settings
+
+        def __call__(self, recipe, on_progress=None):
+            def tick(done, total):
+                gate.set()
+                while not dash._cancel.wait(0.01):
+                    pass
+                on_progress(done, total)
+            return fake_meter(recipe, on_progress=tick)
+
+    dash.meter = Slow()
+    before = len(store)
+    dash.controls["quant.method"].value = "gptq"
+    assert gate.wait(10)
+    dash.cancel_button.click()
+    dash.wait(10)
+    assert "cancelled" in dash.readout.value and len(store) == before
+
+
+def test_dashboard_on_the_tiny_model(tiny, eval_steps, tmp_path):
+    from workbench.store import ResultsStore
+    from workbench.widgets import dashboard
+
+    model, tok = tiny
+    meter = PointMeter(model, tok, eval_steps[:3], latency_repeats=1)
+    dash = dashboard(meter, store=ResultsStore(tmp_path / "r.db"), threaded=False)
+    dash.apply({"cache": {"policy": "int8"}})
+    assert dash.current.kv_bytes < dash.baseline.kv_bytes and "cache int8" in dash.current.engine
+    marker = next(t for t in dash.figure.data if t.name == "cache (hand)").marker
+    assert marker.size[0] > 10  # area follows memory

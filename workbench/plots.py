@@ -454,3 +454,33 @@ def points_frame(points):
         "decode ms (median)": round(p.decode_ms.median, 2), "decode ms (p90)": round(p.decode_ms.p90, 2),
         "prefill ms": round(p.prefill_ms.median, 1), "memory MiB": round(p.memory_bytes / 2**20, 2),
         "engine": p.engine} for p in points])
+
+
+def knob_view_figure(points, section: str, key: str, baseline=None, *, title: str = "") -> go.Figure:
+    """Accuracy, decode latency and memory (and simulated p99 where measured) against one knob.
+
+    Args:
+        points: Points that differ only in `section.key` (the knob just moved); categorical values are fine.
+        section, key: the knob on the x axis, e.g. ("prune", "ratio") or ("cache", "policy").
+        baseline: the unoptimized model's Point, drawn as a dashed line (or None).
+        title: figure title.
+    """
+    from plotly.subplots import make_subplots
+
+    panels = [("step accuracy", lambda p: p.step), ("decode ms/token (median)", lambda p: p.decode_ms.median),
+              ("memory MiB (weights + KV)", lambda p: p.memory_bytes / 2**20)]
+    if any(p.serving for p in points):
+        panels.append(("serving p99 ms (simulated)", lambda p: p.serving["p99_ms"] if p.serving else None))
+    pts = sorted(points, key=lambda p: (str(type(p.value(section, key))), p.value(section, key) or 0))
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[t for t, _ in panels], horizontal_spacing=0.08)
+    xs = [p.value(section, key, "-") for p in pts]
+    for i, (_, get) in enumerate(panels):
+        fig.add_trace(go.Scatter(x=xs, y=[get(p) for p in pts], mode="lines+markers", showlegend=False,
+                                 line=dict(color=_COLORS[i]), hovertext=[p.label for p in pts], hoverinfo="text+y"),
+                      row=1, col=i + 1)
+        if baseline is not None and get(baseline) is not None:
+            fig.add_hline(y=get(baseline), line=dict(dash="dash", color="#555"), row=1, col=i + 1)
+    fig.update_xaxes(title_text=f"{section}.{key}")
+    fig.update_layout(title=title or f"against {section}.{key}, other knobs as set (dashed: baseline)",
+                      height=300, margin=dict(t=60, l=50, r=20, b=50))
+    return fig

@@ -246,3 +246,363 @@ def cache_explorer(model, tokenizer, steps, records: list, controls=None) -> W.V
                 f"ms/token, prefix hit rate {rec.prefix_hit_rate:.2f}")
 
     return _measure_box(controls, measure, lambda: cache_figure(records))
+
+
+# --- the dashboard: every knob, the measured trade-off, the Pareto front, export ----------------------
+def dashboard_controls() -> dict[str, W.Widget]:
+    """All four knobs, keyed "section.key"; a method of "none" (or batching off) leaves the section out."""
+    from .cache import EVICTIONS, POLICIES
+
+    def slider(cls, value, lo, hi, step, desc, fmt=None):
+        kw = dict(readout_format=fmt) if fmt else {}
+        return cls(value=value, min=lo, max=hi, step=step, description=desc, continuous_update=False,
+                   style=_STYLE, **kw)
+
+    return {
+        "prune.method": W.Dropdown(options=["none", *PRUNE_METHODS], value="none", description="method", style=_STYLE),
+        "prune.ratio": slider(W.FloatSlider, 0.3, 0.0, 0.9, 0.05, "ratio", ".2f"),
+        "prune.pattern": W.ToggleButtons(options=list(PATTERNS), value="unstructured", description="pattern",
+                                         style=_STYLE),
+        "quant.method": W.Dropdown(options=["none", *QUANT_METHODS], value="none", description="method", style=_STYLE),
+        "quant.bits": W.Dropdown(options=list(BITS), value=4, description="bits", style=_STYLE),
+        "quant.group_size": W.Dropdown(options=[("per channel", 0)] + [(str(g), g) for g in GROUP_SIZES if g],
+                                       value=32, description="group size", style=_STYLE),
+        "quant.symmetric": W.Checkbox(value=True, description="symmetric", style=_STYLE),
+        "quant.activations": W.Dropdown(options=list(ACTIVATIONS), value="none", description="activations",
+                                        style=_STYLE),
+        "cache.policy": W.Dropdown(options=list(POLICIES), value="full", description="KV policy", style=_STYLE),
+        "cache.window": slider(W.IntSlider, 256, 32, 1024, 32, "window (tokens)"),
+        "cache.sinks": slider(W.IntSlider, 4, 0, 16, 1, "sinks"),
+        "cache.prefix_capacity_mb": slider(W.FloatSlider, 0.0, 0.0, 128.0, 8.0, "prefix MiB", ".0f"),
+        "cache.eviction": W.ToggleButtons(options=list(EVICTIONS), value="lru", description="eviction", style=_STYLE),
+        "batching.on": W.Checkbox(value=False, description="simulate batching", style=_STYLE),
+        "batching.window_ms": slider(W.FloatSlider, 5.0, 0.0, 100.0, 1.0, "window (ms)", ".0f"),
+        "batching.max_batch": slider(W.IntSlider, 8, 1, 32, 1, "max batch"),
+        "batching.arrival_rate": slider(W.FloatSlider, 5.0, 0.5, 40.0, 0.5, "rate (req/s)", ".1f"),
+    }
+
+
+def recipe_from_controls(controls: dict) -> dict:
+    """The recipe dict the dashboard controls describe (sections left at their defaults are left out)."""
+    v = {k: w.value for k, w in controls.items()}
+    recipe = {}
+    if v["prune.method"] != "none":
+        recipe["prune"] = {"method": v["prune.method"], "ratio": round(v["prune.ratio"], 4)}
+        if v["prune.method"] not in ("heads", "channels"):
+            recipe["prune"]["pattern"] = v["prune.pattern"]
+    if v["quant.method"] != "none":
+        recipe["quant"] = {k.split(".")[1]: v[k] for k in v if k.startswith("quant.")}
+    if v["cache.policy"] != "full" or v["cache.prefix_capacity_mb"] > 0:
+        recipe["cache"] = {k.split(".")[1]: v[k] for k in v if k.startswith("cache.")}
+    if v["batching.on"]:
+        recipe["batching"] = {k.split(".")[1]: v[k] for k in v if k.startswith("batching.") and k != "batching.on"}
+    return recipe
+
+
+def _related(points, recipe: dict, section: str, key: str) -> list:
+    """Points whose recipe equals `recipe` except for `section.key`."""
+    def rest(r):
+        r = {s: dict(b) for s, b in r.items()}
+        r.get(section, {}).pop(key, None)
+        return r
+    want = rest(recipe)
+    return [p for p in points if section in p.recipe and rest(p.recipe) == want]
+
+
+class Dashboard(W.VBox):
+    """The trade-off explorer (build it with `dashboard(...)`): all four knobs, the model and episode
+    file, the measured points on a Pareto plot, a per-knob view, a table and an export button.
+
+    Every control change asks for the point of the recipe the controls describe: it comes from the
+    results store when it was measured before (also by a sweep, also in an earlier kernel), else it
+    is measured (a progress bar; Cancel stops it and keeps nothing) and stored. With `threaded`, the
+    measurement runs beside the kernel so the controls stay live; changes made meanwhile are
+    merged into one next request. `wait()` blocks until the queue is empty (scripts, nbval).
+    """
+
+    def __init__(self, meter, store=None, *, threaded: bool = True, export_dir=None, source=None, episodes=None,
+                 limit: int | None = None):
+        import threading
+
+        import plotly.graph_objects as go
+
+        self.meter, self.store, self.threaded = meter, store, threaded
+        self.export_dir = export_dir
+        self.controls = dashboard_controls()
+        self.model_path = W.Text(value=str(source or ""), placeholder="open-autoglm-tiny (default)",
+                                 description="model", style=_STYLE)
+        self.episodes_path = W.Text(value=str(episodes or ""), placeholder="data/episodes/eval.jsonl (default)",
+                                    description="episodes", style=_STYLE)
+        self.limit = W.BoundedIntText(value=limit or len(meter.steps), min=1, max=10000, description="steps",
+                                      style=_STYLE)
+        self.load_button = W.Button(description="Load", icon="folder-open")
+        self.readout = W.HTML()
+        self.progress = W.IntProgress(value=0, min=0, max=1, description="", layout=W.Layout(width="260px"))
+        self.cancel_button = W.Button(description="Cancel", icon="stop", disabled=True)
+        self.figure = go.FigureWidget()
+        self.knob_view = go.FigureWidget()
+        self.selection = W.SelectMultiple(options=[], rows=6, description="points", style=_STYLE,
+                                          layout=W.Layout(width="420px"))
+        self.table = W.HTML()
+        self.export_button = W.Button(description="Export this point", icon="download", button_style="success")
+        self.export_status = W.HTML()
+        self.current = self.baseline = None
+        self.hand, self.sweep = [], []
+        self.moved = ("prune", "ratio")
+        self._lock, self._cancel = threading.Lock(), threading.Event()
+        self._pending, self._busy, self._quiet, self._thread = None, False, False, None
+
+        tabs = W.Tab(children=[W.VBox([self.controls[k] for k in self.controls if k.startswith(s)])
+                               for s in ("prune.", "quant.", "cache.", "batching.")])
+        for i, name in enumerate(("pruning", "quantization", "KV cache", "batching")):
+            tabs.set_title(i, name)
+        source_row = W.HBox([self.model_path, self.episodes_path, self.limit, self.load_button])
+        status_row = W.HBox([self.progress, self.cancel_button, self.readout])
+        table_row = W.HBox([self.selection, W.VBox([self.export_button, self.export_status])])
+        super().__init__([source_row, tabs, status_row, self.figure, self.knob_view, table_row, self.table])
+
+        for name, w in self.controls.items():
+            w.observe(lambda change, name=name: self._on_change(name), names="value")
+        self.cancel_button.on_click(lambda _: self._cancel.set())
+        self.load_button.on_click(lambda _: self._submit(("load", None)))
+        self.export_button.on_click(lambda _: self._submit(("export", self.current)))
+        self.selection.observe(lambda _: self._draw_table(), names="value")
+        self._enable()
+        self._submit(("start", None))
+
+    # -- requests --------------------------------------------------------------------------------
+    def _on_change(self, name: str) -> None:
+        self._enable()
+        if self._quiet:
+            return
+        section, key = name.split(".")
+        if key not in ("method", "on"):
+            self.moved = (section, key)
+        self.request()
+
+    def request(self, recipe: dict | None = None) -> None:
+        """Ask for the point of `recipe` (default: what the controls describe)."""
+        from .recipe import Recipe, RecipeError
+
+        recipe = recipe_from_controls(self.controls) if recipe is None else recipe
+        try:
+            recipe = Recipe.from_json(recipe).to_json()
+        except RecipeError as e:
+            self.readout.value = f"<span style='color:#c00'>{e}</span>"
+            return
+        self._submit(("point", recipe))
+
+    def apply(self, recipe: dict, wait: bool = True) -> None:
+        """Set the controls to `recipe` (missing sections: off) and ask for its point."""
+        defaults = dashboard_controls()
+        self._quiet = True
+        try:
+            for name, w in self.controls.items():
+                section, key = name.split(".")
+                body = recipe.get(section)
+                if key == "method":
+                    w.value = body["method"] if body else "none"
+                elif key == "on":
+                    w.value = body is not None
+                elif key == "policy" and body is None:
+                    w.value = "full"
+                else:
+                    w.value = body.get(key, defaults[name].value) if body else defaults[name].value
+        finally:
+            self._quiet = False
+        self._enable()
+        self.request()
+        if wait:
+            self.wait()
+
+    def refresh(self, wait: bool = True) -> None:
+        """Re-read the store (e.g. after a sweep) and redraw."""
+        self._submit(("start", None))
+        if wait:
+            self.wait()
+
+    def _submit(self, job) -> None:
+        import threading
+
+        with self._lock:
+            self._pending = job
+            if self._busy:  # the running job finishes (and is stored); this one runs next
+                return
+            self._busy = True
+        if self.threaded:
+            self._thread = threading.Thread(target=self._drain, daemon=True)
+            self._thread.start()
+        else:
+            self._drain()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until every requested point is on the figure."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                job, self._pending = self._pending, None
+                if job is None:
+                    self._busy = False
+                    return
+            self._cancel.clear()
+            try:
+                getattr(self, f"_do_{job[0]}")(job[1])
+            except Exception as e:  # noqa: BLE001 - shown in the readout, the dashboard stays usable
+                self.readout.value = f"<span style='color:#c00'>{type(e).__name__}: {e}</span>"
+            finally:
+                self.cancel_button.disabled = True
+
+    # -- jobs (run in the worker) ----------------------------------------------------------------
+    def _tick(self, done: int, total: int) -> None:
+        from .measure.point import Cancelled
+
+        self.progress.max, self.progress.value = max(total, 1), done
+        if self._cancel.is_set():
+            raise Cancelled
+
+    def _do_start(self, _) -> None:
+        from .store import cached_point, stored_points
+
+        self.readout.value = "measuring the baseline ..."
+        self.baseline, _ = cached_point(self.meter, {}, self.store, on_progress=self._tick)
+        everything = stored_points(self.store, self.meter) if self.store is not None else []
+        origins = [e.origin for e in self.store.entries(model_fingerprint=self.meter.fingerprint,
+                                                        data_hash=self.meter.data_hash)] if self.store else []
+        self.hand = [p for p, o in zip(everything, origins) if o == "hand" and p.recipe]
+        self.sweep = [p for p, o in zip(everything, origins) if o != "hand"]
+        self.current = self.baseline
+        self.readout.value = (f"baseline: step accuracy {self.baseline.step:.3f} on {self.baseline.n} steps, "
+                              f"{len(self.hand)} hand-picked and {len(self.sweep)} sweep points from the store")
+        self._redraw()
+
+    def _do_load(self, _) -> None:
+        from .measure.point import PointMeter
+
+        self.readout.value = "loading ..."
+        self.meter = PointMeter.load(self.model_path.value.strip() or None, self.episodes_path.value.strip() or None,
+                                     limit=self.limit.value, latency_repeats=self.meter.latency_repeats)
+        self._do_start(None)
+
+    def _do_point(self, recipe: dict) -> None:
+        import time
+
+        from .measure.point import Cancelled
+        from .store import cached_point
+
+        t0 = time.perf_counter()
+        self.cancel_button.disabled = False
+        self.readout.value = "measuring ..."
+        try:
+            point, hit = cached_point(self.meter, recipe, self.store, on_progress=self._tick)
+        except Cancelled:
+            self.readout.value = "cancelled: nothing was stored"
+            return
+        if point.recipe and all(p.recipe != point.recipe for p in self.hand + self.sweep):
+            self.hand.append(point)
+        self.current = point
+        self._redraw()
+        how = "from the store" if hit else f"measured ({point.engine})"
+        self.readout.value = (f"<b>{point.label}</b>: step accuracy {point.step:.3f} (n={point.n}), "
+                              f"decode {point.decode_ms.median:.2f} ms/token (p90 {point.decode_ms.p90:.2f}), "
+                              f"memory {point.memory_bytes / 2**20:.2f} MiB; {how} in "
+                              f"{time.perf_counter() - t0:.2f} s")
+        self.progress.value = self.progress.max
+
+    def _do_export(self, point) -> None:
+        import re
+        import tempfile
+        from pathlib import Path
+
+        from .export import export_onnx
+
+        if point is None:
+            self.export_status.value = "measure a point first"
+            return
+        self.export_button.disabled = True
+        try:
+            root = Path(self.export_dir or tempfile.mkdtemp(prefix="autoglm-export-"))
+            out = root / (re.sub(r"[^A-Za-z0-9.]+", "-", point.label).strip("-") or "baseline")
+            self.export_status.value = f"exporting {point.label} to {out} ..."
+            result = export_onnx(out, point.recipe or None, source=getattr(self.meter, "source", None),
+                                 overwrite=True, progress=False)
+            self.export_status.value = (f"exported to <code>{result.path}</code>: parity gate passed, "
+                                        f"ONNX Runtime {result.latency_onnxruntime.decode_ms_per_token.median:.2f} "
+                                        f"ms/token")
+        except Exception as e:  # noqa: BLE001 - a failed gate or a bad recipe is shown, nothing is written
+            self.export_status.value = f"<span style='color:#c00'>export failed: {e}</span>"
+        finally:
+            self.export_button.disabled = False
+
+    # -- drawing ---------------------------------------------------------------------------------
+    def _enable(self) -> None:
+        c = self.controls
+        prune, quant = c["prune.method"].value, c["quant.method"].value
+        c["prune.ratio"].disabled = prune == "none"
+        c["prune.pattern"].disabled = prune in ("none", "heads", "channels")
+        for k in ("bits", "group_size", "symmetric", "activations"):
+            c[f"quant.{k}"].disabled = quant == "none"
+        for k in ("window", "sinks"):
+            c[f"cache.{k}"].disabled = c["cache.policy"].value != "sliding"
+        for k in ("window_ms", "max_batch", "arrival_rate"):
+            c[f"batching.{k}"].disabled = not c["batching.on"].value
+
+    @property
+    def points(self) -> list:
+        """Every point on the figure (hand-picked, then sweep)."""
+        return self.hand + self.sweep
+
+    def _redraw(self) -> None:
+        from .plots import knob_view_figure, tradeoff_figure
+
+        _replace(self.figure, tradeoff_figure(self.hand, self.baseline, sweep=self.sweep, current=self.current))
+        section, key = self.moved
+        related = _related(self.points, self.current.recipe if self.current else {}, section, key)
+        _replace(self.knob_view, knob_view_figure(related, section, key, self.baseline))
+        from .measure.pareto import pareto_front
+
+        labels = [(f"{p.label} ({p.step:.3f}, {p.decode_ms.median:.2f} ms)", i) for i, p in enumerate(self.points)]
+        front = {id(p) for p in pareto_front(self.points)}
+        self.selection.options = labels
+        self.selection.value = tuple(i for _, i in labels if id(self.points[i]) in front)
+        self._draw_table()
+
+    def _draw_table(self) -> None:
+        from .plots import points_frame
+
+        chosen = [self.points[i] for i in self.selection.value if i < len(self.points)]
+        self.table.value = points_frame(chosen).to_html(index=False, border=0) if chosen else ""
+
+
+def _replace(fig, new) -> None:
+    """Swap a FigureWidget's traces and layout for those of `new`, in place."""
+    with fig.batch_update():
+        fig.data = ()
+        fig.add_traces(list(new.data))
+        fig.layout = new.layout
+
+
+def dashboard(meter=None, *, store=None, source=None, episodes=None, limit: int = 16, threaded: bool = True,
+              export_dir=None) -> Dashboard:
+    """The trade-off explorer of notebook 05 (see `Dashboard`).
+
+    Args:
+        meter: a PointMeter (default: `PointMeter.load(source, episodes, limit=limit)`).
+        store: a workbench.store.ResultsStore (None: nothing is kept between kernels).
+        source, episodes, limit: the model folder, episode file and steps per point (shown in the
+            Load row; Load re-reads them).
+        threaded: measure beside the kernel (interactive use); False measures inside the callback.
+        export_dir: where "Export this point" writes (default: a new temporary folder).
+    Returns:
+        The Dashboard widget (display it; `.apply(recipe)` sets the controls and waits for the point).
+    """
+    from .measure.point import PointMeter
+
+    meter = meter if meter is not None else PointMeter.load(source, episodes, limit=limit)
+    box = Dashboard(meter, store, threaded=threaded, export_dir=export_dir, source=source, episodes=episodes,
+                    limit=limit)
+    box.wait()
+    return box

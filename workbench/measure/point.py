@@ -111,6 +111,7 @@ class PointMeter:
 
         self.model, self.tokenizer, self.steps, self.calib = model.eval(), tokenizer, list(steps), calib
         self.latency_repeats, self.progress = latency_repeats, progress
+        self.source = None  # the model folder, where known (PointMeter.load): what an export reloads
         self.fingerprint = model_fingerprint(model)
         self.data_hash = _data_hash(steps_hash(self.steps), calib)
         self.settings = {"latency_repeats": latency_repeats, "service_steps": SERVICE_STEPS,
@@ -144,7 +145,9 @@ class PointMeter:
         steps = load_steps(episodes if episodes is not None else DEFAULT_EPISODES, limit=limit)
         model, tokenizer = load_model(source)
         calib = calibration_batches(tokenizer, load_steps(DEFAULT_CALIB), n=calib_steps)
-        return cls(model, tokenizer, steps, calib, latency_repeats=latency_repeats, progress=progress)
+        meter = cls(model, tokenizer, steps, calib, latency_repeats=latency_repeats, progress=progress)
+        meter.source = source
+        return meter
 
     def __call__(self, recipe, *, on_progress=None) -> Point:
         """Apply `recipe` (Recipe, dict or JSON) to a copy of the baseline and measure it.
