@@ -159,3 +159,19 @@ def test_dashboard_on_the_tiny_model(tiny, eval_steps, tmp_path):
     assert dash.current.kv_bytes < dash.baseline.kv_bytes and "cache int8" in dash.current.engine
     marker = next(t for t in dash.figure.data if t.name == "cache (hand)").marker
     assert marker.size[0] > 10  # area follows memory
+
+
+def test_dashboard_load_row_names_a_bad_path_and_loads_a_good_one(tiny, eval_steps, tmp_path):
+    from workbench.store import ResultsStore
+    from workbench.widgets import dashboard
+
+    model, tok = tiny
+    meter = PointMeter(model, tok, eval_steps[:2], latency_repeats=1)
+    dash = dashboard(meter, store=ResultsStore(tmp_path / "r.db"), threaded=False)
+    dash.episodes_path.value = str(tmp_path / "missing.jsonl")
+    dash.load_button.click()
+    assert "missing.jsonl" in dash.readout.value and dash.meter is meter  # said, and the old model kept
+    dash.episodes_path.value, dash.limit.value = "", 2
+    dash.load_button.click()
+    assert dash.meter is not meter and len(dash.meter.steps) == 2
+    assert dash.meter.fingerprint == meter.fingerprint and "baseline: step accuracy" in dash.readout.value
