@@ -108,3 +108,53 @@ def test_prefix_stream_figure_traces_reuse_and_hit_rate():
     fig = prefix_stream_figure([_cache_record("full + prefix 2MB lru", 1, 0.8, prefix=True)])
     assert [t.mode for t in fig.data] == ["markers", "lines"]
     assert fig.data[0].y == (0.4, 0.6, 0.7, 0.8) and fig.data[1].x == (1, 2, 3, 4)
+
+
+# --- the dashboard's trade-off (workbench.plots.tradeoff_figure) ---------------------------------------
+def _points(fake_meter):
+    base = fake_meter({})
+    hand = [fake_meter({"prune": {"method": "magnitude", "ratio": r}}) for r in (0.2, 0.5)]
+    hand.append(fake_meter({"cache": {"policy": "int8"}}))
+    sweep = [fake_meter({"quant": {"method": "rtn", "bits": b}}) for b in (8, 4, 3)]
+    return base, hand, sweep
+
+
+def test_tradeoff_figure_groups_marks_and_draws_the_front(fake_meter):
+    from workbench.measure.pareto import pareto_front
+    from workbench.plots import knob_group, tradeoff_figure
+
+    base, hand, sweep = _points(fake_meter)
+    fig = tradeoff_figure(hand, base, sweep=sweep, current=hand[0])
+    names = [t.name for t in fig.data]
+    assert names[:3] == ["prune (hand)", "cache (hand)", "quant (sweep)"]
+    assert "baseline" in names and "current" in names
+    prune, quant = fig.data[0], fig.data[2]
+    assert list(prune.x) == [p.decode_ms.median for p in hand[:2]] and list(prune.y) == [p.step for p in hand[:2]]
+    assert prune.marker.symbol == "circle" and quant.marker.symbol == "diamond"
+    sizes = dict(zip([p.memory_bytes for p in sweep], quant.marker.size))
+    assert sizes[max(sizes)] > sizes[min(sizes)]  # bigger memory, bigger marker
+    assert '"bits": 4' in quant.hovertext[1] and "p90" in quant.hovertext[1]  # recipe and spread on hover
+    front = next(t for t in fig.data if t.name.startswith("Pareto front"))
+    want = sorted(pareto_front([*hand, *sweep, base]), key=lambda p: p.decode_ms.median)
+    assert list(front.x) == [p.decode_ms.median for p in want]
+    assert list(front.x) == sorted(front.x) and front.name == f"Pareto front ({len(want)})"
+    assert knob_group(fake_meter({"prune": {"method": "magnitude", "ratio": 0.1},
+                                  "quant": {"method": "rtn", "bits": 8}})) == "prune+quant"
+    assert [t.name for t in tradeoff_figure([], None).data] == []  # nothing measured yet: an empty plot
+
+
+def test_knob_view_and_table(fake_meter):
+    from workbench.plots import knob_view_figure, points_frame
+
+    base, hand, _ = _points(fake_meter)
+    fig = knob_view_figure(hand[:2], "prune", "ratio", base)
+    assert len(fig.data) == 3 and list(fig.data[0].x) == [0.2, 0.5]
+    assert list(fig.data[0].y) == [p.step for p in hand[:2]]
+    assert len(fig.layout.shapes) == 3  # the baseline on each panel
+    import dataclasses
+
+    serving = dataclasses.replace(fake_meter({"batching": {"window_ms": 5, "max_batch": 4, "arrival_rate": 2}}),
+                                  serving={"p99_ms": 120.0})
+    assert len(knob_view_figure([serving], "batching", "window_ms").data) == 4  # + simulated p99
+    frame = points_frame(hand)
+    assert list(frame["recipe"]) == [p.label for p in hand] and frame["memory MiB"].iloc[0] > 0

@@ -175,3 +175,25 @@ def test_dashboard_load_row_names_a_bad_path_and_loads_a_good_one(tiny, eval_ste
     dash.load_button.click()
     assert dash.meter is not meter and len(dash.meter.steps) == 2
     assert dash.meter.fingerprint == meter.fingerprint and "baseline: step accuracy" in dash.readout.value
+
+
+def test_export_button_hands_the_current_recipe_to_the_exporter(tmp_path, fake_meter, monkeypatch):
+    import types
+
+    import workbench.export
+    from workbench.widgets import dashboard
+
+    calls = []
+
+    def fake_export(out, recipe, **kw):
+        calls.append((out, recipe, kw))
+        lat = types.SimpleNamespace(decode_ms_per_token=types.SimpleNamespace(median=1.5))
+        return types.SimpleNamespace(path=out, latency_onnxruntime=lat)
+
+    monkeypatch.setattr(workbench.export, "export_onnx", fake_export)
+    dash = dashboard(fake_meter, threaded=False, export_dir=tmp_path)
+    dash.apply({"quant": {"method": "rtn", "bits": 8}})
+    dash.export_button.click()
+    (out, recipe, kw), = calls
+    assert recipe == dash.current.recipe and out.parent == tmp_path and out.name == "rtn-8b-g32"
+    assert "parity gate passed" in dash.export_status.value and not dash.export_button.disabled
