@@ -21,6 +21,10 @@ lab: setup
 	$(VENV)/bin/jupyter lab --ip=127.0.0.1 $(ROOT_FLAG) notebooks/00_quickstart.ipynb
 
 test: setup
+	# the real-browser test (tests/test_browser.py) drives Debian's chromium; install it where apt can
+	command -v chromium >/dev/null || (apt-get install -y -q chromium || sudo -n apt-get install -y -q chromium \
+	  || (apt-get update -q && apt-get install -y -q chromium) || (sudo -n apt-get update -q && sudo -n apt-get install -y -q chromium)) \
+	  || echo "chromium not installed: the browser test will skip"
 	$(PY) -m pytest --nbval-lax tests notebooks
 
 clean-venv:

@@ -247,7 +247,8 @@ def test_slider_step_adds_a_measured_point(lab, page, tmp_path):
     page.locator(READOUT).evaluate("e => e.closest('.jp-OutputArea-output').scrollIntoView({block: 'start'})")
     page.screenshot(path=str(shot))
     print(f"\nscreenshot: {shot}\nrun all cells {t_run:.1f} s, new point {t_point:.1f} s; "
-          f"markers {before} -> {after}; readout: {new_readout}")
+          f"markers {before} -> {after}; readout: {new_readout}\n"
+          f"browser console errors: {len(page.errors)}" + "".join(f"\n  {e}" for e in page.errors[:20]))
 
     assert re.match(r"magnitude 0\.25\d* unstructured: step accuracy [\d.]+ \(n=12\)", new_readout), new_readout
     assert "measured" in new_readout and "from the store" not in new_readout, new_readout

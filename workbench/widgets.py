@@ -585,15 +585,15 @@ def _replace(fig, new) -> None:
         fig.layout = new.layout
 
 
-def dashboard(meter=None, *, store=None, source=None, episodes=None, limit: int = 16, threaded: bool = True,
+def dashboard(meter=None, *, store=None, source=None, episodes=None, limit: int | None = None, threaded: bool = True,
               export_dir=None) -> Dashboard:
     """The trade-off explorer of notebook 05 (see `Dashboard`).
 
     Args:
         meter: a PointMeter (default: `PointMeter.load(source, episodes, limit=limit)`).
         store: a workbench.store.ResultsStore (None: nothing is kept between kernels).
-        source, episodes, limit: the model folder, episode file and steps per point (shown in the
-            Load row; Load re-reads them).
+        source, episodes, limit: the model folder, episode file and steps per point (default: the
+            meter's, or 12 when the meter is loaded here); shown in the Load row, which re-reads them.
         threaded: measure beside the kernel (interactive use); False measures inside the callback.
         export_dir: where "Export this point" writes (default: a new temporary folder).
     Returns:
@@ -601,8 +601,8 @@ def dashboard(meter=None, *, store=None, source=None, episodes=None, limit: int 
     """
     from .measure.point import PointMeter
 
-    meter = meter if meter is not None else PointMeter.load(source, episodes, limit=limit)
-    box = Dashboard(meter, store, threaded=threaded, export_dir=export_dir, source=source, episodes=episodes,
-                    limit=limit)
+    meter = meter if meter is not None else PointMeter.load(source, episodes, limit=limit or 12)
+    box = Dashboard(meter, store, threaded=threaded, export_dir=export_dir, source=source or getattr(meter, "source", None),
+                    episodes=episodes, limit=limit or len(meter.steps))
     box.wait()
     return box
