@@ -25,6 +25,8 @@ def test_recipe_from_values_defaults_methods_and_drops_none():
     base = {"cache": {"policy": "int8"}}
     assert recipe_from_values({"quant.bits": 4}, base)["cache"] == {"policy": "int8"}
     assert base == {"cache": {"policy": "int8"}}  # not mutated
+    assert recipe_from_values({"cache.policy": "full", "quant.bits": 8}) == {"quant": {"bits": 8, "method": "rtn"}}
+    assert "cache" in recipe_from_values({"cache.policy": "full", "cache.prefix_capacity_mb": 16})
 
 
 def test_grid_is_the_product_minus_impossible_combinations():

@@ -81,7 +81,12 @@ def parse_grid(specs) -> dict[str, list]:
 
 
 def recipe_from_values(values: dict, base: dict | None = None) -> dict:
-    """A recipe dict from {"section.key": value} on top of `base`; `section.method = "none"` drops the section."""
+    """A recipe dict from {"section.key": value} on top of `base`.
+
+    `prune.method` / `quant.method` = "none" drops the section, and so does a cache section that
+    describes the default (policy `full`, no prefix cache): each setting then has one spelling, one
+    store key and one point.
+    """
     recipe = json.loads(json.dumps(base or {}))
     for name, value in values.items():
         section, key = name.split(".", 1)
@@ -91,6 +96,9 @@ def recipe_from_values(values: dict, base: dict | None = None) -> dict:
             recipe[section].setdefault("method", method)
             if recipe[section]["method"] == "none":
                 del recipe[section]
+    cache = recipe.get("cache")
+    if cache is not None and cache.get("policy", "full") == "full" and not cache.get("prefix_capacity_mb"):
+        del recipe["cache"]  # the default cache: the same point as no cache section
     return recipe
 
 
