@@ -154,6 +154,9 @@ def test_cached_point_measures_once_then_fetches(tmp_path, fake_meter):
     assert entry.versions["meter"] == fake_meter.settings and entry.measured_by == "fake"
     assert "torch" in entry.versions and entry.machine["cpus"] >= 1
     assert stored_points(store, fake_meter) == [p1]
+    fake_meter.settings = {"latency_repeats": 2}  # e.g. new library versions: measured again, shown once
+    p3, hit3 = cached_point(fake_meter, recipe, store)
+    assert not hit3 and len(store) == 2 and stored_points(store, fake_meter) == [p3]
 
 
 def test_a_cancelled_measurement_stores_nothing(tmp_path, fake_meter):

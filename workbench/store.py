@@ -242,12 +242,21 @@ def cached_point(meter, recipe, store: ResultsStore | None, *, origin: str = "ha
     return point, False
 
 
+def stored_entries(store: ResultsStore, meter, origin: str | None = None) -> list[Entry]:
+    """The entries stored for `meter`'s baseline and steps, one per recipe (the newest where library
+    versions or meter settings changed and the recipe was measured again), oldest first."""
+    latest = {}
+    for e in store.entries(model_fingerprint=meter.fingerprint, data_hash=meter.data_hash, origin=origin):
+        latest.pop(_canonical(e.recipe), None)
+        latest[_canonical(e.recipe)] = e
+    return list(latest.values())
+
+
 def stored_points(store: ResultsStore, meter, origin: str | None = None) -> list:
-    """Every Point stored for `meter`'s baseline and steps (any library versions), oldest first."""
+    """The Points of `stored_entries` (one per recipe)."""
     from .measure.point import Point
 
-    return [Point.from_json(e.record) for e in store.entries(model_fingerprint=meter.fingerprint,
-                                                             data_hash=meter.data_hash, origin=origin)]
+    return [Point.from_json(e.record) for e in stored_entries(store, meter, origin)]
 
 
 def _recipe_json(recipe) -> dict:
@@ -263,4 +272,4 @@ def _entry(row) -> Entry:
 
 
 __all__ = ["ENV_VAR", "Entry", "ResultsStore", "StoreError", "cached_point", "default_path", "meter_key",
-           "point_key", "stored_points"]
+           "point_key", "stored_entries", "stored_points"]

@@ -465,15 +465,14 @@ class Dashboard(W.VBox):
             raise Cancelled
 
     def _do_start(self, _) -> None:
-        from .store import cached_point, stored_points
+        from .measure.point import Point
+        from .store import cached_point, stored_entries
 
         self.readout.value = "measuring the baseline ..."
         self.baseline, _ = cached_point(self.meter, {}, self.store, on_progress=self._tick)
-        everything = stored_points(self.store, self.meter) if self.store is not None else []
-        origins = [e.origin for e in self.store.entries(model_fingerprint=self.meter.fingerprint,
-                                                        data_hash=self.meter.data_hash)] if self.store else []
-        self.hand = [p for p, o in zip(everything, origins) if o == "hand" and p.recipe]
-        self.sweep = [p for p, o in zip(everything, origins) if o != "hand"]
+        entries = stored_entries(self.store, self.meter) if self.store is not None else []
+        self.hand = [Point.from_json(e.record) for e in entries if e.origin == "hand" and e.recipe]
+        self.sweep = [Point.from_json(e.record) for e in entries if e.origin != "hand"]
         self.current = self.baseline
         self.readout.value = (f"baseline: step accuracy {self.baseline.step:.3f} on {self.baseline.n} steps, "
                               f"{len(self.hand)} hand-picked and {len(self.sweep)} sweep points from the store")
