@@ -39,6 +39,7 @@ from workbench.export.fused import export_fused  # noqa: E402
 from workbench.export.precision import Precision, quantize_onnx  # noqa: E402
 from workbench.export.runtime import OrtDecoder  # noqa: E402
 from workbench.export.wrapper import cache_kwarg, export_plain  # noqa: E402
+from workbench.model.synthetic import jitter_norms_and_biases_  # noqa: E402
 
 EDGE_15B = dict(hidden_size=2048, num_hidden_layers=28, num_attention_heads=16, num_key_value_heads=4, head_dim=128,
                 intermediate_size=6144, vocab_size=59264)
@@ -107,13 +108,7 @@ def random_glm4(layers: int, seed: int = 0) -> torch.nn.Module:
                                   pad_token_id=0, eos_token_id=1)
     with torch.device("cpu"):
         model = transformers.Glm4ForCausalLM(cfg).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.copy_(1 + 0.1 * torch.randn_like(p))
-            elif name.endswith("bias"):
-                p.copy_(0.02 * torch.randn_like(p))
-    return model
+    return jitter_norms_and_biases_(model, norm_std=0.1, bias_std=0.02)
 
 
 def weight_bytes(path: Path) -> int:

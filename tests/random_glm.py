@@ -7,6 +7,8 @@ import pytest
 import torch
 import transformers
 
+from workbench.model.synthetic import jitter_norms_and_biases_
+
 
 def tiny_glm4(seed: int = 0, family: str = "glm4") -> torch.nn.Module:
     """Random Glm4ForCausalLM (hidden 64, 2 layers, GQA 4/2, partial RoPE) with random biases and norms;
@@ -19,14 +21,7 @@ def tiny_glm4(seed: int = 0, family: str = "glm4") -> torch.nn.Module:
         num_key_value_heads=2, head_dim=16, partial_rotary_factor=0.5, attention_bias=True,
         max_position_embeddings=128, pad_token_id=0, eos_token_id=1, bos_token_id=None,
         tie_word_embeddings=False)
-    model = model_cls(cfg).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.copy_(1 + 0.2 * torch.randn_like(p))
-            elif name.endswith("bias"):
-                p.copy_(0.1 * torch.randn_like(p))
-    return model
+    return jitter_norms_and_biases_(model_cls(cfg).eval(), norm_std=0.2, bias_std=0.1)
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -30,7 +30,7 @@ from transformers.utils import logging as hf_logging
 
 from .load import DEFAULT_MODEL
 
-__all__ = ["FAMILIES", "random_config", "random_model", "write_random_checkpoint"]
+__all__ = ["FAMILIES", "jitter_norms_and_biases_", "random_config", "random_model", "write_random_checkpoint"]
 
 FAMILIES = {"glm": "GlmForCausalLM", "glm4": "Glm4ForCausalLM", "glm4v": "Glm4vForConditionalGeneration"}
 _MLP_RATIO = 13696 / 4096  # intermediate / hidden of the 9B GLM-4 models
@@ -101,6 +101,21 @@ def random_model(family: str = "glm4", *, vocab_size: int, seed: int = 0, std: f
                 noise = torch.randn(p.shape, generator=generator, dtype=p.dtype)
                 is_norm = "norm" in name and name.endswith("weight")
                 p.copy_(1 + std * noise if is_norm else std * noise)
+    return model
+
+
+def jitter_norms_and_biases_(model: nn.Module, norm_std: float, bias_std: float) -> nn.Module:
+    """In place: norm weights 1 + norm_std * noise, biases bias_std * noise (global RNG, parameter order).
+
+    A freshly initialised model has unit norms and zero biases, which hide a transform or an export
+    that drops them; the other weights keep transformers' own initialisation.
+    """
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.copy_(1 + norm_std * torch.randn_like(p))
+            elif name.endswith("bias"):
+                p.copy_(bias_std * torch.randn_like(p))
     return model
 
 
