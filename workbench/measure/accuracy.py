@@ -16,6 +16,12 @@ def encode_prompt(tokenizer, step) -> torch.Tensor:
     return torch.tensor([tokenizer.encode(render_prompt(step), add_special_tokens=False)])
 
 
+def typical_prompt(tokenizer, steps) -> torch.Tensor:
+    """(1, T) prompt of the step of median prompt length (what latency is measured at)."""
+    lengths = sorted((encode_prompt(tokenizer, s).shape[1], i) for i, s in enumerate(steps))
+    return encode_prompt(tokenizer, steps[lengths[len(lengths) // 2][1]])
+
+
 @torch.no_grad()
 def predict(model, tokenizer, step, cache=None, generate_fn=None):
     """Greedy action text for one step.

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..cache import new_cache
 from ..model import load_model
 from ..task import file_hash, load_steps
-from .accuracy import encode_prompt, run_task
+from .accuracy import run_task, typical_prompt
 from .cache import measure_cache
 from .fidelity import kl_and_ppl, target_ids, target_logprobs
 from .latency import measure_latency
@@ -57,16 +57,10 @@ def evaluate(source=None, episodes=None, *, model=None, tokenizer=None, limit: i
         return _evaluate_recipe(model, tokenizer, steps, recipe, calib_episodes, name, episodes,
                                 progress, latency_repeats)
     accuracy, preds, kv_peak, kv_per_token = run_task(model, tokenizer, steps, progress=progress)
-    latency = measure_latency(model, _typical_prompt(tokenizer, steps), repeats=latency_repeats)
+    latency = measure_latency(model, typical_prompt(tokenizer, steps), repeats=latency_repeats)
     memory = MemoryRecord(weight_bytes(model), kv_peak, kv_per_token, peak_rss_bytes())
     prov = provenance(model, name, str(episodes), file_hash(episodes))
     return Report(accuracy, latency, memory, prov, preds)
-
-
-def _typical_prompt(tokenizer, steps):
-    """(1, T) prompt of the step of median prompt length."""
-    lengths = sorted((encode_prompt(tokenizer, s).shape[1], i) for i, s in enumerate(steps))
-    return encode_prompt(tokenizer, steps[lengths[len(lengths) // 2][1]])
 
 
 def _name(model) -> str:
@@ -99,15 +93,14 @@ def _evaluate_recipe(base, tokenizer, steps, recipe, calib_episodes, name, episo
         memory = dataclasses.replace(memory, kv_bytes=rec.kv_bytes, kv_bytes_per_token=rec.kv_bytes_per_token)
         cache = rec.to_json()
         layers = model.config.num_hidden_layers
-        latency = measure_latency(model, _typical_prompt(tokenizer, steps), repeats=latency_repeats,
+        latency = measure_latency(model, typical_prompt(tokenizer, steps), repeats=latency_repeats,
                                   cache_factory=lambda: new_cache(recipe.cache, layers))
         latency = dataclasses.replace(latency, engine=f"{latency.engine}, cache {recipe.cache.label}")
     if recipe.batching is not None:  # replay over service times measured on this model
         from ..serve import measure_service_times, simulate  # noqa: PLC0415
 
-        sizes = sorted({1, *(b for b in (2, 4, 8, 16, 32, 64) if b <= recipe.batching.max_batch),
-                        recipe.batching.max_batch})
-        service = measure_service_times(model, tokenizer, steps[:SERVICE_STEPS], sizes, progress=progress)
+        service = measure_service_times(model, tokenizer, steps[:SERVICE_STEPS], recipe.batching.timed_batch_sizes,
+                                        progress=progress)
         serving = simulate(recipe.batching, service, n_requests=SIMULATED_REQUESTS).to_json()
     prov = dict(report.provenance, model=name, recipe=recipe.to_json(),
                 base_model_fingerprint=model_fingerprint(base))

@@ -7,11 +7,12 @@ them, the cache policy's and the batcher's figures, for one recipe.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from dataclasses import dataclass
 
 from ..recipe import Recipe, apply_recipe
-from .accuracy import encode_prompt, run_task
+from .accuracy import run_task, typical_prompt
 from .fidelity import kl_and_ppl, target_ids, target_logprobs
 from .latency import measure_latency
 from .memory import weight_bytes
@@ -118,8 +119,7 @@ class PointMeter:
                          "simulated_requests": SIMULATED_REQUESTS}
         self._targets = [target_ids(tokenizer, s) for s in self.steps]
         self._ref = target_logprobs(model, tokenizer, self.steps, progress=progress)
-        lengths = sorted((encode_prompt(tokenizer, s).shape[1], i) for i, s in enumerate(self.steps))
-        self._typical = encode_prompt(tokenizer, self.steps[lengths[len(lengths) // 2][1]])
+        self._typical = typical_prompt(tokenizer, self.steps)
         self._services: dict = {}  # service-time model per weights recipe and batch sizes
 
     @classmethod
@@ -162,7 +162,7 @@ class PointMeter:
         t0 = time.perf_counter()
         recipe = recipe if isinstance(recipe, Recipe) else Recipe.from_json(recipe)
         weights = Recipe(prune=recipe.prune, quant=recipe.quant)
-        service_key = (str(weights.to_json()), _batch_sizes(recipe.batching)) if recipe.batching else None
+        service_key = (str(weights.to_json()), recipe.batching.timed_batch_sizes) if recipe.batching else None
         n = len(self.steps)
         plan = _service_batches(min(n, SERVICE_STEPS), service_key[1]) if service_key and \
             service_key not in self._services else 0
@@ -215,17 +215,12 @@ class PointMeter:
                      kv, cache, serving)
 
 
-def _batch_sizes(batching) -> tuple:
-    return tuple(sorted({1, *(b for b in (2, 4, 8, 16, 32) if b <= batching.max_batch), batching.max_batch}))
-
-
 def _service_batches(n: int, sizes) -> int:
+    """Timed batches of measure_service_times over n steps (one pass: ceil(n / b) batches of each size b)."""
     return sum(-(-n // b) for b in sizes)
 
 
 def _data_hash(steps_digest: str, calib) -> str:
-    import hashlib
-
     h = hashlib.sha256(steps_digest.encode())
     for batch in calib or ():
         h.update(batch.numpy().tobytes())

@@ -34,6 +34,12 @@ class BatchingConfig:
             raise ValueError(f"batching.arrival_rate must be a finite number > 0 (requests per second), "
                              f"got {self.arrival_rate!r}")
 
+    @property
+    def timed_batch_sizes(self) -> tuple[int, ...]:
+        """Batch sizes whose service times are measured to replay this setting: 1, the powers of two up
+        to max_batch, and max_batch."""
+        return tuple(sorted({1, *(b for b in (2, 4, 8, 16, 32, 64) if b <= self.max_batch), self.max_batch}))
+
     def to_json(self) -> dict:
         """The recipe's ``batching`` section."""
         return asdict(self)
