@@ -207,12 +207,16 @@ class ResultsStore:
         return f"ResultsStore({str(self.path)!r}, {len(self)} points)"
 
 
-def meter_key(meter, recipe) -> str:
-    """The store key of `recipe` measured by a PointMeter (its baseline, steps, settings and versions)."""
+def _meter_versions(meter) -> dict:
+    """The library versions plus the meter's own settings: what, besides recipe, model and data, a point depends on."""
     from .measure.provenance import versions
 
-    return point_key(_recipe_json(recipe), meter.fingerprint, meter.data_hash,
-                     {**versions(), "meter": meter.settings})
+    return {**versions(), "meter": meter.settings}
+
+
+def meter_key(meter, recipe) -> str:
+    """The store key of `recipe` measured by a PointMeter (its baseline, steps, settings and versions)."""
+    return point_key(_recipe_json(recipe), meter.fingerprint, meter.data_hash, _meter_versions(meter))
 
 
 def cached_point(meter, recipe, store: ResultsStore | None, *, origin: str = "hand", on_progress=None):
@@ -228,17 +232,19 @@ def cached_point(meter, recipe, store: ResultsStore | None, *, origin: str = "ha
         (Point, True if it came from the store).
     """
     from .measure.point import Point
-    from .measure.provenance import machine, versions
+    from .measure.provenance import machine
 
     recipe = _recipe_json(recipe)
-    key = meter_key(meter, recipe) if store is not None else None
-    if store is not None and (hit := store.get(key)) is not None:
+    if store is None:
+        return meter(recipe, on_progress=on_progress), False
+    versions = _meter_versions(meter)
+    key = point_key(recipe, meter.fingerprint, meter.data_hash, versions)
+    if (hit := store.get(key)) is not None:
         return Point.from_json(hit.record), True
     point = meter(recipe, on_progress=on_progress)
-    if store is not None:
-        store.put(key, point.to_json(), recipe=point.recipe, model_fingerprint=meter.fingerprint,
-                  data_hash=meter.data_hash, versions={**versions(), "meter": meter.settings}, machine=machine(),
-                  measured_by=point.engine, origin=origin)
+    store.put(key, point.to_json(), recipe=point.recipe, model_fingerprint=meter.fingerprint,
+              data_hash=meter.data_hash, versions=versions, machine=machine(), measured_by=point.engine,
+              origin=origin)
     return point, False
 
 
