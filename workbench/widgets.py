@@ -6,6 +6,8 @@ and redraws the figure with the new point.
 """
 from __future__ import annotations
 
+import threading
+
 import ipywidgets as W
 from IPython.display import display
 
@@ -250,52 +252,33 @@ def cache_explorer(model, tokenizer, steps, records: list, controls=None) -> W.V
 
 # --- the dashboard: every knob, the measured trade-off, the Pareto front, export ----------------------
 def dashboard_controls() -> dict[str, W.Widget]:
-    """All four knobs, keyed "section.key"; a method of "none" (or batching off) leaves the section out."""
-    from .cache import EVICTIONS, POLICIES
-
-    def slider(cls, value, lo, hi, step, desc, fmt=None):
-        kw = dict(readout_format=fmt) if fmt else {}
-        return cls(value=value, min=lo, max=hi, step=step, description=desc, continuous_update=False,
-                   style=_STYLE, **kw)
-
-    return {
-        "prune.method": W.Dropdown(options=["none", *PRUNE_METHODS], value="none", description="method", style=_STYLE),
-        "prune.ratio": slider(W.FloatSlider, 0.3, 0.0, 0.9, 0.05, "ratio", ".2f"),
-        "prune.pattern": W.ToggleButtons(options=list(PATTERNS), value="unstructured", description="pattern",
-                                         style=_STYLE),
-        "quant.method": W.Dropdown(options=["none", *QUANT_METHODS], value="none", description="method", style=_STYLE),
-        "quant.bits": W.Dropdown(options=list(BITS), value=4, description="bits", style=_STYLE),
-        "quant.group_size": W.Dropdown(options=[("per channel", 0)] + [(str(g), g) for g in GROUP_SIZES if g],
-                                       value=32, description="group size", style=_STYLE),
-        "quant.symmetric": W.Checkbox(value=True, description="symmetric", style=_STYLE),
-        "quant.activations": W.Dropdown(options=list(ACTIVATIONS), value="none", description="activations",
-                                        style=_STYLE),
-        "cache.policy": W.Dropdown(options=list(POLICIES), value="full", description="KV policy", style=_STYLE),
-        "cache.window": slider(W.IntSlider, 256, 32, 1024, 32, "window (tokens)"),
-        "cache.sinks": slider(W.IntSlider, 4, 0, 16, 1, "sinks"),
-        "cache.prefix_capacity_mb": slider(W.FloatSlider, 0.0, 0.0, 128.0, 8.0, "prefix MiB", ".0f"),
-        "cache.eviction": W.ToggleButtons(options=list(EVICTIONS), value="lru", description="eviction", style=_STYLE),
-        "batching.on": W.Checkbox(value=False, description="simulate batching", style=_STYLE),
-        "batching.window_ms": slider(W.FloatSlider, 5.0, 0.0, 100.0, 1.0, "window (ms)", ".0f"),
-        "batching.max_batch": slider(W.IntSlider, 8, 1, 32, 1, "max batch"),
-        "batching.arrival_rate": slider(W.FloatSlider, 5.0, 0.5, 40.0, 0.5, "rate (req/s)", ".1f"),
-    }
+    """All four knobs, keyed "section.key": the knob explorers' controls, a method "none" added to
+    pruning and quantization and an on/off box to batching (off: the section is left out)."""
+    sections = {"prune": prune_controls(ratio=0.3), "quant": quant_controls(), "cache": cache_controls(),
+                "batching": {"on": W.Checkbox(value=False, description="simulate batching", style=_STYLE),
+                             **batching_controls()}}
+    for section in ("prune", "quant"):
+        method = sections[section]["method"]
+        method.options = ["none", *method.options]
+        method.value = "none"
+    return {f"{s}.{k}": w for s, controls in sections.items() for k, w in controls.items()}
 
 
 def recipe_from_controls(controls: dict) -> dict:
     """The recipe dict the dashboard controls describe (sections left at their defaults are left out)."""
-    v = {k: w.value for k, w in controls.items()}
-    recipe = {}
-    if v["prune.method"] != "none":
-        recipe["prune"] = {"method": v["prune.method"], "ratio": round(v["prune.ratio"], 4)}
-        if v["prune.method"] not in ("heads", "channels"):
-            recipe["prune"]["pattern"] = v["prune.pattern"]
-    if v["quant.method"] != "none":
-        recipe["quant"] = {k.split(".")[1]: v[k] for k in v if k.startswith("quant.")}
-    if v["cache.policy"] != "full" or v["cache.prefix_capacity_mb"] > 0:
-        recipe["cache"] = {k.split(".")[1]: v[k] for k in v if k.startswith("cache.")}
-    if v["batching.on"]:
-        recipe["batching"] = {k.split(".")[1]: v[k] for k in v if k.startswith("batching.") and k != "batching.on"}
+    by: dict[str, dict] = {}
+    for name, w in controls.items():
+        section, key = name.split(".")
+        by.setdefault(section, {})[key] = w
+    recipe = {s: section_from(by[s]) for s in ("prune", "quant") if by[s]["method"].value != "none"}
+    if "prune" in recipe:
+        recipe["prune"]["ratio"] = round(recipe["prune"]["ratio"], 4)  # a slider's float noise is not a new point
+    cache = section_from(by["cache"])
+    if cache["policy"] != "full" or cache["prefix_capacity_mb"] > 0:
+        recipe["cache"] = cache
+    batching = section_from(by["batching"])
+    if batching.pop("on"):
+        recipe["batching"] = batching
     return recipe
 
 
@@ -322,8 +305,6 @@ class Dashboard(W.VBox):
 
     def __init__(self, meter, store=None, *, threaded: bool = True, export_dir=None, source=None, episodes=None,
                  limit: int | None = None):
-        import threading
-
         import plotly.graph_objects as go
 
         self.meter, self.store, self.threaded = meter, store, threaded
@@ -422,8 +403,6 @@ class Dashboard(W.VBox):
             self.wait()
 
     def _submit(self, job) -> None:
-        import threading
-
         with self._lock:
             self._pending = job
             if self._busy:  # the running job finishes (and is stored); this one runs next
