@@ -363,8 +363,6 @@ class Dashboard(W.VBox):
 
     def request(self, recipe: dict | None = None) -> None:
         """Ask for the point of `recipe` (default: what the controls describe)."""
-        from .recipe import Recipe, RecipeError
-
         recipe = recipe_from_controls(self.controls) if recipe is None else recipe
         try:
             recipe = Recipe.from_json(recipe).to_json()
@@ -385,8 +383,6 @@ class Dashboard(W.VBox):
                     w.value = body["method"] if body else "none"
                 elif key == "on":
                     w.value = body is not None
-                elif key == "policy" and body is None:
-                    w.value = "full"
                 else:
                     w.value = body.get(key, defaults[name].value) if body else defaults[name].value
         finally:
