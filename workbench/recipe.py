@@ -94,6 +94,12 @@ class Recipe:
         return self.prune is not None or self.quant is not None
 
 
+def is_default_cache(section: dict) -> bool:
+    """Whether a recipe's cache section describes the default (policy full, no prefix cache): the same
+    point as no cache section, so sweeps and the dashboard leave it out."""
+    return section.get("policy", "full") == "full" and not section.get("prefix_capacity_mb")
+
+
 def _config(section: str, body) -> object:
     methods = _KNOBS[section]
     if not isinstance(body, dict):

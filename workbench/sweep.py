@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from tqdm.auto import tqdm
 
 from .measure.pareto import OBJECTIVES, pareto_front
-from .recipe import SECTIONS, Recipe, RecipeError
+from .recipe import SECTIONS, Recipe, RecipeError, is_default_cache
 from .store import ResultsStore, cached_point
 
 DEFAULT_METHODS = {"prune": "wanda", "quant": "rtn"}  # a grid that sets prune.ratio but no method uses these
@@ -97,7 +97,7 @@ def recipe_from_values(values: dict, base: dict | None = None) -> dict:
             if recipe[section]["method"] == "none":
                 del recipe[section]
     cache = recipe.get("cache")
-    if cache is not None and cache.get("policy", "full") == "full" and not cache.get("prefix_capacity_mb"):
+    if cache is not None and is_default_cache(cache):
         del recipe["cache"]  # the default cache: the same point as no cache section
     return recipe
 

@@ -16,7 +16,7 @@ from .prune import METHODS as PRUNE_METHODS
 from .prune.base import PATTERNS
 from .quant import METHODS as QUANT_METHODS
 from .quant.base import ACTIVATIONS, BITS, GROUP_SIZES
-from .recipe import Recipe, RecipeError
+from .recipe import Recipe, RecipeError, is_default_cache
 
 _STYLE = {"description_width": "110px"}
 
@@ -274,7 +274,7 @@ def recipe_from_controls(controls: dict) -> dict:
     if "prune" in recipe:
         recipe["prune"]["ratio"] = round(recipe["prune"]["ratio"], 4)  # a slider's float noise is not a new point
     cache = section_from(by["cache"])
-    if cache["policy"] != "full" or cache["prefix_capacity_mb"] > 0:
+    if not is_default_cache(cache):
         recipe["cache"] = cache
     batching = section_from(by["batching"])
     if batching.pop("on"):
