@@ -403,6 +403,11 @@ seen generated screens of 14 apps.
   iterations on the 2-core CPU (54 minutes) it reached step accuracy 0.733: the model wrote the
   right name but another row's centre after it (`"Mom" [495,848]` for `[495,274]`) and typed
   text from the training pool instead of the goal (Type 0.24), so the think was dropped.
+- The CPU hour: on the 2-core CPU (torch 2.13.0, 2 threads) this recipe trains at about 1.9-2.0 s
+  per iteration (forward 0.5 s, backward 1.25 s; the CPU flash-attention kernels are ~46% of it),
+  so the 2000 iterations of the runs above take ~66 minutes, over the hour. The default is now
+  1700 iterations, and the committed weights are that default trained on the 2-core CPU:
+  step accuracy 0.828 (the 2000-iteration GPU run: 0.839).
 - Two more recipes, each trained on the 2-core CPU within the hour, and dropped: synthetic lookup
   batches (each iteration also 8 screens of rows named by random vocabulary words and a task naming
   one row, answered with its centre, or a swipe when no row has the name: only the lookup lowers that
@@ -410,11 +415,6 @@ seen generated screens of 14 apps.
   lookup loss itself stalling at ~0.45 nats per answer token; eight key/value heads instead of two
   (1600 iterations, +4.5% time per iteration) reached 0.834. Of the committed model's 111 misses, 90
   are tap-like actions on the wrong element and 15 taps where the named row is off screen.
-- The CPU hour: on the 2-core CPU (torch 2.13.0, 2 threads) this recipe trains at about 1.9-2.0 s
-  per iteration (forward 0.5 s, backward 1.25 s; the CPU flash-attention kernels are ~46% of it),
-  so the 2000 iterations of the runs above take ~66 minutes, over the hour. The default is now
-  1700 iterations, and the committed weights are that default trained on the 2-core CPU:
-  step accuracy 0.828 (the 2000-iteration GPU run: 0.839).
 - Time of the committed run: {minutes:.1f} minutes on {info[device]} (torch {info[torch]}), data and
   tokenizer included ({info[train_seconds]} s of training); final training loss (EMA)
   {info[final_loss_ema]:.4f}; with the eval-split measurement below ({eval_s:.0f} s), {total_min:.1f} minutes.
