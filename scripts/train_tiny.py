@@ -423,7 +423,7 @@ seen generated screens of 14 apps.
   with the centre before the name (`TextView [495,747] "Leo Garcia"`) learned the lookup no faster
   than the current line on a small synthetic task (5-9 contact rows, a task naming one; 300
   iterations from scratch: 2% against 8% of answers right, both near chance). Half of the committed
-  model's tap-like misses (45 of 89) answer a point that is no element's centre: its attention is
+  model's tap-like misses that name a point (45 of 89) answer no element's centre: its attention is
   spread over neighbouring rows rather than set on a wrong one.
 - Time of the committed run: {minutes:.1f} minutes on {info[device]} (torch {info[torch]}), data and
   tokenizer included ({info[train_seconds]} s of training); final training loss (EMA)
