@@ -35,20 +35,45 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from workbench.export.fused import export_fused  # noqa: E402
-from workbench.export.precision import Precision, quantize_onnx  # noqa: E402
-from workbench.export.runtime import OrtDecoder  # noqa: E402
+from workbench.export.precision import Precision, dequantized, pack_plain  # noqa: E402
 from workbench.export.wrapper import cache_kwarg, export_plain  # noqa: E402
+from workbench.ort import OrtDecoder  # noqa: E402
+from workbench.ort.graph import export_fused  # noqa: E402
 from workbench.model.synthetic import jitter_norms_and_biases_  # noqa: E402
 
 EDGE_15B = dict(hidden_size=2048, num_hidden_layers=28, num_attention_heads=16, num_key_value_heads=4, head_dim=128,
                 intermediate_size=6144, vocab_size=59264)
-PRECISIONS = {  # int8 / int4: MatMulNBits (weight-only), accuracy_level 4, lm_head quantized too
+PRECISIONS = {  # int8 / int4: the workbench's RTN codes in MatMulNBits, accuracy_level 4, lm_head quantized too
     "fp32": Precision(),
-    "int8": Precision("int8", 8, 32, True, 4, True),
-    "int4": Precision("int4", 4, 32, True, 4, True),
-    "int4-b128": Precision("int4", 4, 128, True, 4, True),  # fewer scales, less per-block work
+    "int8": Precision("int8", 8, 32, True, 4, True, "rtn"),
+    "int4": Precision("int4", 4, 32, True, 4, True, "rtn"),
+    "int4-b128": Precision("int4", 4, 128, True, 4, True, "rtn"),  # fewer scales, less per-block work
 }
+
+
+def quantized(model, precision: Precision):
+    """A copy of `model` with every Linear (lm_head too) quantized by the workbench's RTN, as the export packs it."""
+    import copy
+
+    from workbench.quant import RTNConfig, quantize_
+
+    q = copy.deepcopy(model)
+    if q.lm_head.weight is q.get_input_embeddings().weight:
+        q.lm_head.weight = torch.nn.Parameter(q.lm_head.weight.detach().clone(), requires_grad=False)
+    quantize_(q, RTNConfig(bits=precision.bits, group_size=precision.block_size),
+              filter_fn=lambda m, name: type(m) is torch.nn.Linear)
+    return q
+
+
+def write_graph(model, graph: str, path: Path, precision: Precision) -> None:
+    """The export's graph of `model` at `precision` (plain: dynamo + MatMulNBits packed in; fused: written)."""
+    q = quantized(model, precision) if precision.quantized else model
+    if graph == "fused":
+        export_fused(q, path)
+    else:
+        export_plain(dequantized(q), path)
+        if precision.quantized:
+            pack_plain(str(path), q, precision)
 _BYTES = {onnx.TensorProto.FLOAT: 4, onnx.TensorProto.UINT8: 1, onnx.TensorProto.INT8: 1, onnx.TensorProto.INT64: 8,
           onnx.TensorProto.FLOAT16: 2, onnx.TensorProto.INT32: 4}
 
@@ -230,30 +255,22 @@ def main(argv=None) -> int:
             times, pre = time_torch(model, args.past, args.tokens, args.repeats, vocab)
             rows.append(row("pytorch eager", "fp32", times, torch_weight_bytes(model), pre, bw))
             print(f"  pytorch eager fp32: {rows[-1].ms_per_token:.1f} ms/token", flush=True)
-        floats = {}
         for graph in sorted(graphs, key=lambda g: g != "fused"):  # fused first: it streams its weights
-            t0 = time.perf_counter()
-            path = work / f"{graph}-fp32.onnx"
-            (export_plain if graph == "plain" else export_fused)(model, path)
-            floats[graph] = path
-            gc.collect()
-            print(f"  {graph} graph exported in {time.perf_counter() - t0:.0f} s", flush=True)
-        del model
-        gc.collect()
-        for graph in graphs:
-            fpath = floats[graph]
             for prec in precisions:
-                path = fpath
-                if prec != "fp32":
-                    t0 = time.perf_counter()
-                    path = work / f"{graph}-{prec}.onnx"
-                    quantize_onnx(str(fpath), str(path), PRECISIONS[prec])
-                    print(f"  {graph} {prec} quantized in {time.perf_counter() - t0:.0f} s", flush=True)
+                t0 = time.perf_counter()
+                path = work / f"{graph}-{prec}.onnx"
+                write_graph(model, graph, path, PRECISIONS[prec])
+                gc.collect()
+                print(f"  {graph} {prec} graph written in {time.perf_counter() - t0:.0f} s", flush=True)
                 bw = bandwidth()
                 times, pre = time_ort(path, args.past, args.tokens, args.repeats, args.threads, vocab)
                 rows.append(row(f"onnxruntime {graph}", prec, times, weight_bytes(path), pre, bw))
                 print(f"  onnxruntime {graph} {prec}: {rows[-1].ms_per_token:.1f} ms/token", flush=True)
+                for f in (path, Path(str(path) + ".data")):
+                    f.unlink(missing_ok=True)
                 gc.collect()
+        del model
+        gc.collect()
         bandwidth()
     finally:
         if args.workdir is None:

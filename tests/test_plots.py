@@ -1,5 +1,8 @@
 """Pure plot functions: figures built from records, checked without a browser."""
+from dataclasses import dataclass, field
+
 import plotly.graph_objects as go
+import pytest
 
 from workbench.plots import screen_figure
 
@@ -158,3 +161,120 @@ def test_knob_view_and_table(fake_meter):
     assert len(knob_view_figure([serving], "batching", "window_ms").data) == 4  # + simulated p99
     frame = points_frame(hand)
     assert list(frame["recipe"]) == [p.label for p in hand] and frame["memory MiB"].iloc[0] > 0
+
+
+# --- the trade-off tells the truth: intervals, KL, the target's latency (stand-in points) ------------
+@dataclass(frozen=True)
+class Stand:
+    """A stand-in Point with the 90% Wilson interval and, optionally, a decode figure at a target."""
+
+    label: str
+    step: float
+    n: int = 12
+    ms: float = 10.0
+    kl: float = 0.0
+    recipe: dict = field(default_factory=dict)
+    target: dict | None = None
+    engine: str = "onnxruntime-fused"
+    weight_bytes: int = 2**20
+    kv_bytes: int = 0
+    serving: dict | None = None
+
+    @property
+    def step_interval(self):
+        from workbench.measure.records import wilson_interval
+
+        return wilson_interval(round(self.step * self.n), self.n)
+
+    @property
+    def memory_bytes(self):
+        return self.weight_bytes + self.kv_bytes
+
+    @property
+    def decode_ms(self):
+        from workbench.measure import Spread
+
+        return Spread(self.ms, self.ms * 1.2, 3)
+
+    @property
+    def prefill_ms(self):
+        from workbench.measure import Spread
+
+        return Spread(40.0, 44.0, 3)
+
+
+METHOD = "measured at 2 and 4 layers, linear in depth"
+
+
+def _at(ms, name="autoglm-phone-9b"):
+    return {"name": name, "decode_ms_per_token": ms, "decode_ms_per_token_p90": ms * 1.5, "method": METHOD,
+            "engine": "onnxruntime-fused"}
+
+
+def _stands():
+    base = Stand("baseline", 8 / 12, ms=20.0, target=_at(200.0))
+    pruned = Stand("magnitude 0.5", 9 / 12, ms=20.0, kl=0.05, recipe={"prune": {"ratio": 0.5}}, target=_at(150.0))
+    quant = Stand("rtn 4b", 7 / 12, ms=12.0, kl=0.02, recipe={"quant": {"bits": 4}}, target=_at(90.0))
+    bare = Stand("rtn 8b", 0.5, ms=15.0, kl=0.01, recipe={"quant": {"bits": 8}})
+    return base, pruned, quant, bare
+
+
+def test_tradeoff_error_bars_are_the_wilson_intervals():
+    from workbench.plots import tradeoff_figure
+
+    base, pruned, quant, bare = _stands()
+    fig = tradeoff_figure([pruned], base, sweep=[quant, bare], model="open-autoglm-tiny")
+    prune = next(t for t in fig.data if t.name == "prune (hand)")
+    low, high = pruned.step_interval
+    assert prune.error_y.array == pytest.approx([high - pruned.step])
+    assert prune.error_y.arrayminus == pytest.approx([pruned.step - low]) and not prune.error_y.symmetric
+    assert prune.error_x.array == pytest.approx([pruned.decode_ms.p90 - pruned.decode_ms.median])
+    star = next(t for t in fig.data if t.name == "baseline")
+    assert star.error_y.array[0] == pytest.approx(base.step_interval[1] - base.step)
+    assert "step 0.750 [" in prune.hovertext[0] and "90% CI, n=12" in prune.hovertext[0]
+    assert fig.layout.yaxis.title.text == "step accuracy (90% Wilson interval)"
+    assert fig.layout.xaxis.title.text == "decode ms/token on this machine, open-autoglm-tiny (onnxruntime-fused)"
+
+
+def test_tradeoff_front_ties_overlapping_accuracy():
+    from workbench.plots import tradeoff_figure
+
+    base, pruned, quant, _ = _stands()
+    front = next(t for t in tradeoff_figure([pruned], base).data if t.name.startswith("Pareto front"))
+    assert front.name == "Pareto front (2)"  # 0.75 of 12 overlaps 0.667 of 12: no better than the baseline
+    front = next(t for t in tradeoff_figure([pruned], base, sweep=[quant]).data if t.name.startswith("Pareto"))
+    assert list(front.x) == [quant.ms]  # tied on accuracy and faster: the 4-bit point beats both
+
+
+def test_tradeoff_with_kl_on_y():
+    from workbench.plots import tradeoff_figure
+
+    base, pruned, quant, bare = _stands()
+    fig = tradeoff_figure([pruned], base, sweep=[quant, bare], y="kl")
+    quants = next(t for t in fig.data if t.name == "quant (sweep)")
+    assert list(quants.y) == [quant.kl, bare.kl] and quants.error_y.array is None
+    assert fig.layout.yaxis.title.text == "KL to the baseline (nats/token, lower is better)"
+    assert fig.layout.yaxis.type in (None, "linear", "-")
+    front = next(t for t in fig.data if t.name.startswith("Pareto front"))
+    assert list(front.y) == [quant.kl, bare.kl, base.kl]  # by KL: the baseline (0) and the faster, closer ones
+    with pytest.raises(ValueError):
+        tradeoff_figure([pruned], base, y="ppl")
+
+
+def test_tradeoff_at_a_target_uses_its_latency_and_drops_points_without_one():
+    from workbench.plots import points_frame, tradeoff_figure
+
+    base, pruned, quant, bare = _stands()
+    other = Stand("elsewhere", 0.5, recipe={"quant": {"bits": 3}}, target=_at(50.0, name="another-model"))
+    fig = tradeoff_figure([pruned], base, sweep=[quant, bare, other], current=bare, target="autoglm-phone-9b")
+    quants = next(t for t in fig.data if t.name == "quant (sweep)")
+    assert list(quants.x) == [90.0] and quants.error_x.array == pytest.approx([45.0])
+    assert "current" not in [t.name for t in fig.data]
+    assert fig.layout.xaxis.title.text == f"decode ms/token at autoglm-phone-9b (onnxruntime-fused, {METHOD})"
+    assert "2 points without a figure at autoglm-phone-9b left out" in fig.layout.title.text
+    front = next(t for t in fig.data if t.name.startswith("Pareto front"))
+    assert list(front.x) == [90.0]  # the same x as the markers
+    assert "at autoglm-phone-9b: decode 90.00 ms/token" in quants.hovertext[0] and METHOD in quants.hovertext[0]
+    frame = points_frame([pruned, base])
+    low, high = pruned.step_interval
+    assert frame["step 90% CI"].iloc[0] == f"[{low:.2f}, {high:.2f}]"

@@ -11,9 +11,9 @@ import torch
 from export_settings import FAST
 
 from workbench.export import export_onnx
-from workbench.export.fused import export_fused
+from workbench.ort.graph import export_fused
 from workbench.export.parity import compare_logits
-from workbench.export.runtime import OrtDecoder
+from workbench.ort import OrtDecoder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from random_glm import tiny_glm4  # noqa: E402
@@ -100,7 +100,7 @@ def test_fused_int4_passes_the_gate(tiny, tmp_path):
 def test_large_model_path_writes_external_data(monkeypatch, tiny, tmp_path):
     """Weights over the threshold are streamed to model.onnx.data (as at 1.5B); the folder still verifies."""
     import workbench.export.build as build
-    import workbench.export.fused as fused
+    import workbench.ort.graph as fused
     from workbench.export import verify
 
     monkeypatch.setattr(fused, "EXTERNAL_DATA_BYTES", 0)

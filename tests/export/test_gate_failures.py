@@ -11,10 +11,10 @@ from workbench.export import ExportError, ExportGateError, export_onnx
 
 
 def perturb(path, scale=1.05):
-    """Scale the first layer's q_proj weight in an exported graph by `scale` (in place)."""
+    """Scale the first layer's q_proj weight in an exported graph by `scale` (in place; MatMulNBits: its scales)."""
     proto = onnx.load(str(path))
     node = next(n for n in proto.graph.node if n.name == "model.layers.0.self_attn.q_proj")
-    init = next(t for t in proto.graph.initializer if t.name == node.input[1])
+    init = next(t for t in proto.graph.initializer if t.name == node.input[2 if node.op_type == "MatMulNBits" else 1])
     init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * np.float32(scale), init.name))
     onnx.save(proto, str(path))
 
@@ -23,8 +23,8 @@ def break_graph(monkeypatch, scale):
     """Make every export perturb its float graph right after building it."""
     real = build.build_graph
 
-    def build_then_perturb(model, path, graph):
-        shape = real(model, path, graph)
+    def build_then_perturb(model, path, graph, precision):
+        shape = real(model, path, graph, precision)
         perturb(path, scale)
         return shape
 

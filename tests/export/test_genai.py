@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from workbench.export.runtime import OrtDecoder, encode
+from workbench.ort import OrtDecoder, encode
 
 og = pytest.importorskip("onnxruntime_genai")
 

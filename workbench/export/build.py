@@ -4,12 +4,14 @@
     result = export_onnx("out/int4", {"quant": {"method": "rtn", "bits": 4, "group_size": 32}})
     result.parity.summary()
 
-Steps: load the model; apply the recipe's prune section (structured pruning gives smaller dense
-layers, so the graph has the pruned shapes); export the float graph; quantize it with ONNX Runtime
-per the quant section (`precision`); write tokenizer, genai_config.json; run the parity gate
-against PyTorch with the same quantization; measure latency on ONNX Runtime and PyTorch; write the
-manifest with file hashes; move the folder into place. If the gate fails, `ExportGateError`
-carries the report and nothing is left at DIR.
+Steps: load the model; apply the recipe's prune and quant sections with the workbench's own knobs
+(`precision.recipe_model`: the very model a measured point runs; structured pruning gives smaller
+dense layers, so the graph has the pruned shapes); write the graph from it, its quantized codes
+packed into MatMulNBits as they are (fused: written from the weights; plain: dynamo export of the
+dequantized model, then each weight MatMul swapped for MatMulNBits); write tokenizer,
+genai_config.json; run the parity gate against the same quantized model in PyTorch; measure latency
+on ONNX Runtime and PyTorch; write the manifest with file hashes; move the folder into place. If the
+gate fails, `ExportGateError` carries the report and nothing is left at DIR.
 """
 from __future__ import annotations
 
@@ -30,9 +32,12 @@ from . import folder as fs
 from .folder import ExportError
 from .manifest import build_manifest
 from .parity import ParityReport, parity_gate
-from .precision import Precision, precision_of, quantize_onnx, torch_reference
-from .runtime import OrtDecoder, check_model_file, encode, measure_ort_latency
-from .wrapper import DecoderShape, export_plain
+from ..measure.accuracy import typical_prompt
+from ..measure.latency import measure_ort_latency
+from ..ort import DecoderShape, OrtDecoder
+from .folder import check_model_file
+from .precision import Precision, dequantized, pack_plain, precision_of, recipe_model
+from .wrapper import export_plain
 
 GRAPHS = ("plain", "fused")
 EXPORTABLE = ("GlmForCausalLM", "Glm4ForCausalLM")
@@ -82,24 +87,23 @@ def load_recipe(recipe):
     return recipe if isinstance(recipe, Recipe) else Recipe.from_json(recipe)
 
 
-def float_model(model, tokenizer, recipe, calib_episodes=None):
-    """The model the graph is exported from: the recipe's prune section applied (a copy), no quantization.
+def export_model(model, tokenizer, recipe, precision: Precision, calib_episodes=None):
+    """The model the graph is written from: the recipe's prune and quant sections applied (a copy).
 
     Args:
         model, tokenizer: the loaded baseline.
         recipe: Recipe.
+        precision: its Precision.
         calib_episodes: calibration episodes (default data/episodes/calib.jsonl).
     Returns:
-        The float (pruned) model; `model` itself when the recipe prunes nothing.
+        The (pruned, quantized) model; `model` itself when the recipe changes no weights.
     """
-    if recipe.prune is None:
-        return model
-    from ..calib import calibration_batches
-    from ..recipe import Recipe, apply_recipe
+    calib = None
+    if recipe.changes_weights:
+        from ..calib import calibration_batches
 
-    calib = calibration_batches(tokenizer, load_steps(calib_episodes or DEFAULT_CALIB))
-    pruned, _ = apply_recipe(model, Recipe(prune=recipe.prune), calib=calib)
-    return pruned
+        calib = calibration_batches(tokenizer, load_steps(calib_episodes or DEFAULT_CALIB))
+    return recipe_model(model, recipe, precision, calib)
 
 
 def check_exportable(model) -> None:
@@ -114,30 +118,33 @@ _GRAPHS: dict = {}  # (weights hash, graph) -> (DecoderShape, float graph bytes)
 _GRAPH_CACHE_BYTES = 256 << 20
 
 
-def build_graph(model, path: Path, graph: str) -> DecoderShape:
-    """Write the float graph of `model` to `path` ("plain": dynamo export; "fused": contrib operators).
+def build_graph(model, path: Path, graph: str, precision: Precision) -> DecoderShape:
+    """Write the graph of `model` to `path` ("plain": dynamo export, then MatMulNBits packed in;
+    "fused": contrib operators, written from the weights), its quantized codes as they are.
 
     A small model's float graph is kept in memory for the rest of the process (keyed by a hash of
     all its weights), so exporting several precisions of one model runs the exporter once.
     """
-    key = _weights_key(model, graph)
+    key = _weights_key(dequantized(model), f"{graph} {precision.to_json()}")
     if key in _GRAPHS:
         shape, data = _GRAPHS[key]
         path.write_bytes(data)
         return shape
     if graph == "plain":
-        shape = export_plain(model, path)
+        shape = export_plain(dequantized(model), path)
+        if precision.quantized:
+            pack_plain(str(path), model, precision)
     else:
-        from .fused import export_fused
+        from ..ort.graph import export_fused
 
-        shape = export_fused(model, path)
+        shape = export_fused(model, path, accuracy_level=precision.accuracy_level or 4)
     if key is not None and not Path(str(path) + ".data").exists():
         _GRAPHS[key] = (shape, path.read_bytes())
     return shape
 
 
 def _weights_key(model, graph: str):
-    """(sha256 of config and every tensor, graph) for models under _GRAPH_CACHE_BYTES, else None."""
+    """(sha256 of config and every tensor of a float model, graph) under _GRAPH_CACHE_BYTES, else None."""
     state = model.state_dict()
     if sum(t.numel() * t.element_size() for t in state.values()) > _GRAPH_CACHE_BYTES:
         return None
@@ -146,12 +153,6 @@ def _weights_key(model, graph: str):
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         h.update(t.detach().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
     return h.hexdigest(), graph
-
-
-def typical_prompt(tokenizer, steps):
-    """(1, T) ids of the step of median prompt length."""
-    lengths = sorted((encode(tokenizer, s).shape[1], i) for i, s in enumerate(steps))
-    return encode(tokenizer, steps[lengths[len(lengths) // 2][1]])
 
 
 def export_onnx(out, recipe=None, *, model=None, tokenizer=None, source=None, graph: str = "plain",
@@ -202,33 +203,23 @@ def export_onnx(out, recipe=None, *, model=None, tokenizer=None, source=None, gr
     model.eval()
     check_exportable(model)
     base_fp = model_fingerprint(model)
-    fmodel = float_model(model, tokenizer, recipe, calib_episodes)
+    qmodel = export_model(model, tokenizer, recipe, precision, calib_episodes)
     stages = {"load": time.perf_counter() - t_start}
-    bar = tqdm(total=5 if precision.quantized else 4, desc=f"export {graph} {precision.kind}", disable=not progress,
+    bar = tqdm(total=4, desc=f"export {graph} {precision.kind}", disable=not progress,
                bar_format="{desc}: {n}/{total} {postfix}")
     bar.set_postfix_str("graph")
     with bar, fs.staging(out) as tmp:
         t0 = time.perf_counter()
-        float_path = tmp / ("float.onnx" if precision.quantized else fs.MODEL)
-        shape = build_graph(fmodel, float_path, graph)
+        shape = build_graph(qmodel, tmp / fs.MODEL, graph, precision)
         stages["graph"] = time.perf_counter() - t0
         bar.update()
-        if precision.quantized:
-            bar.set_postfix_str("quantize")
-            t0 = time.perf_counter()
-            quantize_onnx(str(float_path), str(tmp / fs.MODEL), precision)
-            for p in (float_path, Path(str(float_path) + ".data")):
-                if p.exists():
-                    p.unlink()
-            stages["quantize"] = time.perf_counter() - t0
-            bar.update()
         check_model_file(tmp / fs.MODEL)
         fs.write_tokenizer(tokenizer, tmp)
         context = getattr(model.config.get_text_config(), "max_position_embeddings", 2048)
         fs.write_json(tmp / "genai_config.json", fs.genai_config(shape, tokenizer, context_length=context))
         bar.set_postfix_str("parity gate")
         t0 = time.perf_counter()
-        reference = torch_reference(fmodel, precision)
+        reference = dequantized(qmodel)  # the same weights, without per-call unpacking
         decoder = OrtDecoder(tmp / fs.MODEL)
         report = parity_gate(reference, decoder, tokenizer, steps, precision.kind, prompts=parity_prompts,
                              decode_steps=decode_steps, progress=progress)
@@ -238,12 +229,11 @@ def export_onnx(out, recipe=None, *, model=None, tokenizer=None, source=None, gr
             raise ExportGateError(report, out)
         bar.set_postfix_str("latency")
         t0 = time.perf_counter()
-        prompt = typical_prompt(tokenizer, steps)
+        prompt = typical_prompt(tokenizer, steps).numpy()
         engine = f"onnxruntime {graph} {precision.kind}"
         warmup = min(2, latency_repeats)
         lat_ort = measure_ort_latency(decoder, prompt, repeats=latency_repeats, warmup=warmup, engine=engine)
-        runs = torch_reference(fmodel, precision, packed=True) if precision.quantized else fmodel
-        lat_pt = measure_latency(runs, torch.from_numpy(prompt), repeats=latency_repeats, warmup=warmup,
+        lat_pt = measure_latency(qmodel, torch.from_numpy(prompt), repeats=latency_repeats, warmup=warmup,
                                  engine=f"pytorch-eager {precision.kind}")
         del decoder
         stages["latency"] = time.perf_counter() - t0
@@ -251,7 +241,7 @@ def export_onnx(out, recipe=None, *, model=None, tokenizer=None, source=None, gr
         bar.set_postfix_str("manifest")
         manifest = build_manifest(
             recipe=recipe, precision=precision, graph=graph, shape=shape, episodes=episodes, report=report,
-            source={"model": name, "fingerprint": base_fp, "exported_fingerprint": model_fingerprint(fmodel)},
+            source={"model": name, "fingerprint": base_fp, "exported_fingerprint": model_fingerprint(reference)},
             lat_ort=lat_ort, lat_pt=lat_pt, folder=tmp, stages=stages,
             gate=dict(accuracy_steps=accuracy_steps, parity_prompts=parity_prompts, decode_steps=decode_steps,
                       quantize_lm_head=quantize_lm_head, calib_episodes=str(calib_episodes) if calib_episodes else None))

@@ -20,6 +20,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import onnx
+
 MANIFEST = "manifest.json"
 MODEL = "model.onnx"
 FORMAT = "autoglm-workbench-onnx/1"
@@ -194,3 +196,22 @@ def changed_files(folder: Path, manifest: dict) -> list[str]:
         if not p.is_file() or sha256(p) != digest:
             bad.append(name)
     return bad
+
+
+def check_model_file(path: str | os.PathLike) -> None:
+    """Refuse a missing or corrupt model.onnx with a message naming the fix.
+
+    Args:
+        path: the .onnx path.
+    Raises:
+        ExportError: missing, unreadable or failing onnx.checker.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ExportError(f"{path} not found; export the model with `workbench export --recipe FILE --out DIR`")
+    try:
+        onnx.checker.check_model(path, full_check=True)
+    except Exception as exc:  # DecodeError, ValidationError, OSError: all mean "not a usable model"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"{path} is corrupt or not an ONNX model ({type(exc).__name__}: {first[:200]}); "
+                         "export the folder again") from None

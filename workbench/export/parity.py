@@ -8,7 +8,7 @@ What is compared (per `Tolerance`, by precision):
 - greedy actions on the accuracy steps (each runtime decoding freely): for float32 the generated
   tokens must be identical on every step; for quantized exports the task accuracy on ONNX Runtime
   must be within `accuracy_drop` of the PyTorch reference with the same quantization.
-The PyTorch reference is the float model for float32 and `precision.torch_reference` otherwise.
+The PyTorch reference is `precision.dequantized` of the model the graph was written from (the float model for float32).
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from transformers import DynamicCache
 
 from ..measure.accuracy import run_task
 from ..measure.records import AccuracyRecord, Prediction
-from .runtime import OrtDecoder, encode, run_task_ort
+from ..measure.accuracy import run_task_ort
+from ..ort import OrtDecoder, encode
 from .wrapper import cache_kwarg
 
 
@@ -31,24 +32,26 @@ class Tolerance:
 
     max_abs: logits, max abs difference; mean_kl: mean KL(pytorch || onnxruntime) in nats per
     position, prefill and decode each; greedy_identical: every greedy action token-identical;
-    accuracy_drop: ONNX Runtime step accuracy may fall at most this far below the PyTorch reference.
+    accuracy_drop: ONNX Runtime step accuracy may fall at most this far below the PyTorch reference;
+    greedy_min: the share of gate steps whose greedy actions must be token-identical.
     """
 
     max_abs: float | None
     mean_kl: float
     greedy_identical: bool
     accuracy_drop: float | None
+    greedy_min: float = 0.0
 
 
-# Measured on open-autoglm-tiny (mean KL to the PyTorch reference): float32 ~1e-10 (max abs ~3e-5),
-# int8 weight-only 2e-4, int8 dynamic 4e-3, int4 3e-2 (ONNX Runtime's 4-bit grid uses the full
-# [-8, 7] range, the workbench's symmetric grid [-7, 7]: the two quantizations differ, each about
-# as far from float as from the other). The bounds leave a margin of ~3x and more.
+# The PyTorch reference holds the same codes as the graph (no re-quantization), so what differs is
+# MatMulNBits' int8 activations (accuracy_level 4) and float rounding. Measured on open-autoglm-tiny,
+# 48 steps (mean KL, prefill / decode): int4 g32 RTN 1.0e-4 / 4e-7, GPTQ 1.2e-4 / 2e-7, int4 per-channel
+# asymmetric 2.3e-4, int8 g32 1.1e-4, greedy actions identical on every step; float32 ~1e-10.
 TOLERANCES = {
-    "float32": Tolerance(max_abs=1e-3, mean_kl=1e-6, greedy_identical=True, accuracy_drop=None),
-    "int8": Tolerance(max_abs=None, mean_kl=2e-3, greedy_identical=False, accuracy_drop=0.1),
+    "float32": Tolerance(max_abs=1e-3, mean_kl=1e-6, greedy_identical=True, accuracy_drop=None, greedy_min=1.0),
+    "int8": Tolerance(max_abs=None, mean_kl=1e-3, greedy_identical=False, accuracy_drop=0.05, greedy_min=0.98),
     "int8-dynamic": Tolerance(max_abs=None, mean_kl=2e-2, greedy_identical=False, accuracy_drop=0.1),
-    "int4": Tolerance(max_abs=None, mean_kl=0.1, greedy_identical=False, accuracy_drop=0.1),
+    "int4": Tolerance(max_abs=None, mean_kl=1e-3, greedy_identical=False, accuracy_drop=0.05, greedy_min=0.98),
 }
 
 
@@ -214,8 +217,9 @@ def parity_gate(reference, decoder: OrtDecoder, tokenizer, steps, precision: str
             failures.append(f"{ph.phase} max |dlogit| {ph.max_abs:.3g} > {tol.max_abs:g}")
         if not ph.mean_kl <= tol.mean_kl:
             failures.append(f"{ph.phase} mean KL {ph.mean_kl:.3g} > {tol.mean_kl:g}")
-    if tol.greedy_identical and same < 1.0:
-        failures.append(f"greedy actions differ on {round((1 - same) * len(steps))} of {len(steps)} steps")
+    if (tol.greedy_identical or tol.greedy_min) and same < max(tol.greedy_min, 1.0 if tol.greedy_identical else 0.0):
+        failures.append(f"greedy actions differ on {round((1 - same) * len(steps))} of {len(steps)} steps "
+                        f"(at most {1 - max(tol.greedy_min, float(tol.greedy_identical)):.0%} may)")
     if tol.accuracy_drop is not None and acc_ort.step < acc_ref.step - tol.accuracy_drop - 1e-9:
         failures.append(f"step accuracy on onnxruntime {acc_ort.step:.3f} is more than {tol.accuracy_drop:g} "
                         f"below pytorch's {acc_ref.step:.3f}")

@@ -1,35 +1,36 @@
-"""Which weight precision an export uses, from the recipe's quant section, and the PyTorch
-quantization the parity gate compares it with.
+"""Which weight precision an export uses, and the PyTorch models it is built from and checked against.
 
-| recipe quant                         | ONNX Runtime                                   | PyTorch reference        |
-|--------------------------------------|------------------------------------------------|--------------------------|
-| none                                 | float32                                        | the float model          |
-| bits 16                              | float32 (no bfloat16 MatMul on ORT's CPU EP)   | the float model          |
-| bits 8, activations int8             | `quantize_dynamic` QInt8 (W8A8, per tensor)    | RTN W8A8 (torch.ao)      |
-| bits 8, activations none             | MatMulNBits bits 8, block = group_size         | RTN 8-bit, same groups   |
-| bits 4                               | MatMulNBits bits 4, block = group_size         | RTN 4-bit, same groups   |
-| bits 3 / 2                           | refused: no MatMulNBits CPU kernel of that width |                        |
+The export quantizes nothing of its own: the recipe's quant section is applied by the workbench's
+knob (RTN or GPTQ: the very transform a measured point runs, `recipe_model`), and the graph
+builders pack those codes into `MatMulNBits` as they are (`workbench.ort.nbits`). A GPTQ recipe
+exports as GPTQ; the parity gate compares ONNX Runtime with the same quantized model.
 
-`group_size` 0 (per output channel) becomes block 128 (MatMulNBits needs a power of two >= 16) and
-the reference uses group 128 too. `method` gptq is exported as round-to-nearest by ONNX Runtime's
-quantizer (its GPTQ needs a calibration reader and an extra package); the manifest says so.
-`accuracy_level` 4 (int8 compute of the activations) is ~1.9x faster than float compute on CPU.
-The lm_head stays float32 as in the PyTorch knobs, unless `quantize_lm_head` is set (what a
-deployment wants at large vocabularies; the reference then quantizes it the same way).
+| recipe quant              | graph weights                                                 |
+|---------------------------|---------------------------------------------------------------|
+| none                      | float32                                                       |
+| bits 16                   | float32 (ONNX Runtime's CPU provider has no bfloat16 MatMul)  |
+| bits 8, activations int8  | MatMulNBits 8-bit: torch.ao's int8 codes, one scale per row   |
+| bits 8 / 4                | MatMulNBits, block = group size                               |
+| bits 3 / 2                | refused: no MatMulNBits CPU kernel of that width              |
+
+Per-channel grids (group 0) are written as blocks of 128 holding the row's scale (the same weights).
+`accuracy_level` 4: MatMulNBits quantizes its activations to int8 per block, ~1.9x faster on CPU.
+The lm_head stays float32 as in the PyTorch knobs, unless `quantize_lm_head` is set: it is then
+quantized by round-to-nearest with the recipe's bits and group (what a deployment wants at large
+vocabularies), in the reference too.
 """
 from __future__ import annotations
 
 import copy
-import logging
-import os
 from dataclasses import asdict, dataclass
 
 import onnx
 import torch
 from torch import nn
 
+from ..ort.graph import ACCURACY_LEVEL
+
 KINDS = ("float32", "int8-dynamic", "int8", "int4")
-ACCURACY_LEVEL = 4
 PER_CHANNEL_BLOCK = 128
 
 
@@ -37,9 +38,10 @@ PER_CHANNEL_BLOCK = 128
 class Precision:
     """How the exported weights are stored and run.
 
-    kind: one of KINDS; bits: 32, 8 or 4; block_size: MatMulNBits block (0 if not MatMulNBits);
-    symmetric: grid; accuracy_level: MatMulNBits compute precision (4 = int8); quantize_lm_head:
-    whether the output projection is quantized too; note: what differs from the recipe, if anything.
+    kind: one of KINDS; bits: 32, 8 or 4; block_size: MatMulNBits block (0 if float); symmetric:
+    grid; accuracy_level: MatMulNBits compute precision (4 = int8); quantize_lm_head: whether the
+    output projection is quantized too; method: what produced the codes ("rtn", "gptq", or "" for
+    float); note: what differs from the recipe, if anything.
     """
 
     kind: str = "float32"
@@ -48,6 +50,7 @@ class Precision:
     symmetric: bool = True
     accuracy_level: int = 0
     quantize_lm_head: bool = False
+    method: str = ""
     note: str = ""
 
     @property
@@ -73,59 +76,82 @@ def precision_of(recipe, *, quantize_lm_head: bool = False) -> Precision:
     if q is None:
         return Precision()
     method = type(q).__name__.replace("Config", "").lower()
-    note = ("GPTQ is exported as round-to-nearest by ONNX Runtime's quantizer" if method == "gptq" else "")
     if q.bits == 16:
         return Precision(note="quant.bits 16 (bfloat16) exports as float32: ONNX Runtime's CPU provider "
                               "has no bfloat16 MatMul")
     if q.bits in (3, 2):
         raise ValueError(f"quant.bits {q.bits} does not export: ONNX Runtime's MatMulNBits has CPU kernels "
                          "for 4 and 8 bits; use quant.bits 4 or 8 in the recipe")
+    notes = []
+    if quantize_lm_head and method == "gptq":
+        notes.append("lm_head quantized by round-to-nearest (the recipe's GPTQ covers the decoder layers)")
     if q.bits == 8 and q.activations == "int8":
-        return Precision("int8-dynamic", 8, 0, q.symmetric, 0, quantize_lm_head, note)
+        return Precision("int8-dynamic", 8, PER_CHANNEL_BLOCK, q.symmetric, ACCURACY_LEVEL, quantize_lm_head, method,
+                         "; ".join(["torch.ao's per-channel int8 codes as MatMulNBits blocks of 128", *notes]))
     block = q.group_size or PER_CHANNEL_BLOCK
     if not q.group_size:
-        note = "; ".join(filter(None, [note, f"group_size 0 (per channel) exported as block {PER_CHANNEL_BLOCK}"]))
+        notes.append(f"group_size 0 (per channel) written as blocks of {PER_CHANNEL_BLOCK} with the row's scale")
     return Precision("int8" if q.bits == 8 else "int4", q.bits, block, q.symmetric, ACCURACY_LEVEL,
-                     quantize_lm_head, note)
+                     quantize_lm_head, method, "; ".join(notes))
 
 
-def torch_reference(model: nn.Module, precision: Precision, *, packed: bool = False) -> nn.Module:
-    """The PyTorch model with the same quantization as the export (workbench RTN), for the parity gate.
+def recipe_model(model: nn.Module, recipe, precision: Precision, calib=None) -> nn.Module:
+    """The model the export writes: the recipe's prune and quant sections applied by the workbench's
+    own knobs (a copy), the lm_head quantized too where `precision` says so.
 
     Args:
-        model: the float (pruned) model that was exported; not mutated.
-        precision: the export's Precision.
-        packed: keep the packed layers PyTorch runs for the recipe (what latency measures). By
-            default each PackedLinear is replaced by a float Linear holding its dequantized weight:
-            the same function (PackedLinear dequantizes then calls F.linear), without the per-call
-            unpacking, so the gate runs several times faster.
+        model: the loaded baseline (not mutated).
+        recipe: the Recipe.
+        precision: its Precision (bits 16 leaves the weights float).
+        calib: calibration batches for methods that need them.
     Returns:
-        `model` itself for float32, else a quantized copy.
+        The model (`model` itself when the recipe changes no weights).
     """
-    if not precision.quantized:
+    from ..quant import RTNConfig, quantize_
+    from ..recipe import Recipe, apply_recipe
+
+    quant = recipe.quant if precision.quantized else None
+    if recipe.prune is None and quant is None:
         return model
-    from ..quant import PackedLinear, RTNConfig, quantize_
+    new, _ = apply_recipe(model, Recipe(prune=recipe.prune, quant=quant), calib=calib)
+    if precision.quantize_lm_head and type(new.lm_head) is nn.Linear:
+        if _tied(new):  # untie: quantizing lm_head must not touch the embedding
+            new.lm_head.weight = nn.Parameter(new.lm_head.weight.detach().clone(), requires_grad=False)
+        group = 0 if precision.kind == "int8-dynamic" else precision.block_size
+        if group and new.lm_head.in_features % group:
+            group = 0
+        quantize_(new, RTNConfig(bits=precision.bits, group_size=group, symmetric=precision.symmetric),
+                  filter_fn=lambda m, name: name == "lm_head")
+    return new.eval()
 
-    if precision.kind == "int8-dynamic":
-        config = RTNConfig(bits=8, group_size=0, symmetric=precision.symmetric, activations="int8")
-    else:
-        config = RTNConfig(bits=precision.bits, group_size=precision.block_size, symmetric=precision.symmetric)
 
-    def layers(m, name):
-        return isinstance(m, nn.Linear) and (precision.quantize_lm_head or not name.endswith("lm_head"))
+def dequantized(model: nn.Module) -> nn.Module:
+    """A copy whose quantized layers are float Linears holding their dequantized weights.
 
+    The same function as the quantized model (its layers dequantize, then multiply), without the
+    per-call unpacking: what the dynamo exporter reads and the parity gate runs as the reference.
+
+    Args:
+        model: a model with PackedLinear or torch.ao W8A8 layers (or none: returned as is).
+    Returns:
+        `model` itself when nothing is quantized, else a copy.
+    """
+    from ..ort.nbits import codes_of, is_quantized
+
+    quantized = [name for name, m in model.named_modules() if is_quantized(m)]
+    if not quantized:
+        return model
     ref = copy.deepcopy(model)
-    if precision.quantize_lm_head and _tied(ref):  # untie: quantizing lm_head must not touch the embedding
-        ref.lm_head.weight = nn.Parameter(ref.lm_head.weight.detach().clone(), requires_grad=False)
-    quantize_(ref, config, filter_fn=layers)
-    if not packed:
-        for name, m in list(ref.named_modules()):
-            if isinstance(m, PackedLinear):
-                lin = nn.Linear(m.in_features, m.out_features, bias=m.bias is not None)
-                lin.weight = nn.Parameter(m.dequantize(torch.float32), requires_grad=False)
-                if m.bias is not None:
-                    lin.bias = nn.Parameter(m.bias.detach().clone(), requires_grad=False)
-                ref.set_submodule(name, lin)
+    for name in quantized:
+        m = ref.get_submodule(name)
+        c = codes_of(m)
+        q = torch.from_numpy(c.q.astype("float32")).view(c.shape[0], -1, c.group_size)
+        w = ((q - torch.from_numpy(c.zero.astype("float32"))[..., None]) * torch.from_numpy(c.scale)[..., None])
+        lin = nn.Linear(c.shape[1], c.shape[0], bias=c.bias is not None)
+        lin.weight = nn.Parameter(w.reshape(c.shape).contiguous(), requires_grad=False)
+        if c.bias is not None:
+            lin.bias = nn.Parameter(torch.from_numpy(c.bias).clone(), requires_grad=False)
+        ref.set_submodule(name, lin)
     return ref.eval()
 
 
@@ -134,76 +160,68 @@ def _tied(model: nn.Module) -> bool:
     return head is not None and emb is not None and head.weight is emb.weight
 
 
-def quantize_onnx(src: str, dst: str, precision: Precision) -> None:
-    """Quantize an exported float decoder with ONNX Runtime's quantizers (see the module table).
+def pack_plain(path: str, model: nn.Module, precision: Precision) -> int:
+    """Swap the weight MatMuls of an exported plain graph for MatMulNBits holding `model`'s own codes.
+
+    The plain graph is exported from `dequantized(model)`; its MatMul nodes are named after their
+    modules (`wrapper.tidy`), which is how each finds its layer's codes.
 
     Args:
-        src: float model.onnx path.
-        dst: where to write the quantized model (weights beside it in ``<name>.data`` when large).
-        precision: a quantized Precision.
+        path: the plain model.onnx (rewritten in place; external data kept external).
+        model: the quantized model whose codes are packed.
+        precision: the export precision (its accuracy_level).
+    Returns:
+        How many MatMuls were replaced.
+    Raises:
+        ValueError: a quantized layer whose MatMul is not in the graph.
     """
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    import os
 
-    large = os.path.exists(src + ".data")  # a float graph stored with external data stays external
-    model = onnx.load(src)
-    exclude = [] if precision.quantize_lm_head else [n.name for n in model.graph.node
-                                                      if n.op_type == "MatMul" and n.name == "lm_head"]
-    if precision.quantize_lm_head and _fold_transposed_weight(model, "lm_head"):
-        src = dst + ".folded.onnx"  # quantize_dynamic reads a file
-        onnx.save_model(model, src, save_as_external_data=large, all_tensors_to_one_file=True,
-                        location=os.path.basename(src) + ".data")
-    # both quantizers log a line per node at INFO (one through the root logger): keep them quiet
-    chatty = [logging.getLogger(), logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer")]
-    levels = [c.level for c in chatty]
-    for c in chatty:
-        c.setLevel(logging.WARNING)
-    try:
-        if precision.kind == "int8-dynamic":
-            del model
-            quantize_dynamic(src, dst, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
-                             per_channel=False, nodes_to_exclude=exclude, use_external_data_format=large,
-                             extra_options={"MatMulConstBOnly": True})
-            for leftover in (dst + ".folded.onnx", dst + ".folded.onnx.data"):
-                if os.path.exists(leftover):
-                    os.remove(leftover)
-            return
-        q = MatMulNBitsQuantizer(model, bits=precision.bits, block_size=precision.block_size,
-                                 is_symmetric=precision.symmetric, accuracy_level=precision.accuracy_level,
-                                 nodes_to_exclude=exclude, op_types_to_quantize=("MatMul",))
-        q.process()
-    finally:
-        for c, level in zip(chatty, levels):
-            c.setLevel(level)
-    out = q.model.model
-    for leftover in (dst + ".folded.onnx", dst + ".folded.onnx.data"):
+    from onnx import helper, numpy_helper
+
+    from ..ort.nbits import codes_of, is_quantized, to_nbits
+
+    layers = {name: m for name, m in model.named_modules() if is_quantized(m)}
+    large = os.path.exists(path + ".data")
+    proto = onnx.load(path)
+    g = proto.graph
+    by_name = {n.name: n for n in g.node if n.op_type == "MatMul"}
+    missing = [name for name in layers if name not in by_name]
+    if missing:
+        raise ValueError(f"the plain graph has no MatMul named {missing[0]!r}: cannot pack its codes")
+    for name, module in layers.items():
+        node = by_name[name]
+        w = to_nbits(codes_of(module))
+        inits = [numpy_helper.from_array(w.B, f"{name}.qweight"), numpy_helper.from_array(w.scales, f"{name}.scales")]
+        if w.zero_points is not None:
+            inits.append(numpy_helper.from_array(w.zero_points, f"{name}.qzeros"))
+        g.initializer.extend(inits)
+        new = helper.make_node("MatMulNBits", [node.input[0], *(t.name for t in inits)], list(node.output), name=name,
+                               domain="com.microsoft", K=w.K, N=w.N, bits=w.bits, block_size=w.block_size,
+                               accuracy_level=precision.accuracy_level)
+        g.node.insert(list(g.node).index(node), new)
+        g.node.remove(node)
+    _drop_unused(g)
+    if not any(op.domain == "com.microsoft" for op in proto.opset_import):
+        proto.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    for leftover in (path, path + ".data"):
         if os.path.exists(leftover):
             os.remove(leftover)
-    if large:
-        onnx.save_model(out, dst, save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=os.path.basename(dst) + ".data", size_threshold=1024)
-    else:
-        onnx.save_model(out, dst)
+    onnx.save_model(proto, path, save_as_external_data=large, all_tensors_to_one_file=True,
+                    location=os.path.basename(path) + ".data", size_threshold=1024)
+    return len(layers)
 
 
-def _fold_transposed_weight(model, name: str) -> bool:
-    """Give MatMul `name` its own transposed initializer when its weight is Transpose(initializer).
-
-    A tied lm_head is exported as MatMul(x, Transpose(embedding)); the quantizers only take constant
-    weights. Returns whether the graph changed.
-    """
-    from onnx import numpy_helper
-
-    node = next((n for n in model.graph.node if n.op_type == "MatMul" and n.name == name), None)
-    if node is None:
-        return False
-    producer = next((n for n in model.graph.node if node.input[1] in n.output), None)
-    inits = {t.name: t for t in model.graph.initializer}
-    if producer is None or producer.op_type != "Transpose" or producer.input[0] not in inits:
-        return False
-    w = numpy_helper.to_array(inits[producer.input[0]]).T.copy()  # (in, out)
-    model.graph.initializer.append(numpy_helper.from_array(w, f"{name}.weight_T"))
-    node.input[1] = f"{name}.weight_T"
-    if not any(producer.output[0] in n.input for n in model.graph.node):
-        model.graph.node.remove(producer)
-    return True
+def _drop_unused(graph) -> None:
+    """Remove initializers and nodes (e.g. a tied weight's Transpose) that nothing reads any more."""
+    outputs = {o.name for o in graph.output}
+    while True:
+        used = {i for n in graph.node for i in n.input} | outputs
+        dead = [n for n in graph.node if not any(o in used for o in n.output)]
+        if not dead:
+            break
+        for n in dead:
+            graph.node.remove(n)
+    used = {i for n in graph.node for i in n.input}
+    for t in [t for t in graph.initializer if t.name not in used]:
+        graph.initializer.remove(t)

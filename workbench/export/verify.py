@@ -1,8 +1,8 @@
 """`verify`: re-run the parity gate and the ONNX Runtime measurement on an existing export folder.
 
-The PyTorch side is rebuilt from the manifest: the source model (or the one passed in), the
-recipe's prune section, then the quantization of the export's precision. The rebuilt float model
-must have the fingerprint the manifest recorded, and every file the manifest's sha256.
+The PyTorch side is rebuilt from the manifest: the source model (or the one passed in) with the
+recipe applied by the workbench's knobs, as the export did. Its (dequantized) weights must have the
+fingerprint the manifest recorded, and every file the manifest's sha256.
 """
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ from ..measure.records import LatencyRecord
 from ..measure.provenance import model_fingerprint
 from ..task import file_hash, load_steps
 from . import folder as fs
-from .build import DEFAULT_NAME, float_model, load_recipe, typical_prompt
-from .folder import ExportError
+from ..measure.accuracy import typical_prompt
+from ..measure.latency import measure_ort_latency
+from ..ort import OrtDecoder
+from .build import DEFAULT_NAME, export_model, load_recipe
+from .folder import ExportError, check_model_file
 from .parity import ParityReport, parity_gate
-from .precision import Precision, torch_reference
-from .runtime import OrtDecoder, check_model_file, measure_ort_latency
+from .precision import Precision, dequantized
 
 
 @dataclass(frozen=True)
@@ -84,17 +86,17 @@ def verify(path, *, model=None, tokenizer=None, source=None, episodes=None, late
     elif tokenizer is None:
         raise ExportError("verify(model=...) needs tokenizer= too")
     model.eval()
-    fmodel = float_model(model, tokenizer, recipe, gate.get("calib_episodes"))
+    reference = dequantized(export_model(model, tokenizer, recipe, precision, gate.get("calib_episodes")))
     expected = manifest["source"]["exported_fingerprint"]
-    if model_fingerprint(fmodel) != expected:
+    if model_fingerprint(reference) != expected:
         raise ExportError(f"the model given is not the one exported to {folder} (fingerprint "
-                          f"{model_fingerprint(fmodel)} != {expected}); pass the source checkpoint (--model)")
+                          f"{model_fingerprint(reference)} != {expected}); pass the source checkpoint (--model)")
     steps = load_steps(_episodes(manifest, episodes), limit=gate.get("accuracy_steps", 32))
     decoder = OrtDecoder(folder / fs.MODEL)
-    report = parity_gate(torch_reference(fmodel, precision), decoder, tokenizer, steps, precision.kind,
+    report = parity_gate(reference, decoder, tokenizer, steps, precision.kind,
                          prompts=gate.get("parity_prompts", 4), decode_steps=gate.get("decode_steps", 8),
                          progress=progress)
-    lat = measure_ort_latency(decoder, typical_prompt(tokenizer, steps), repeats=latency_repeats,
+    lat = measure_ort_latency(decoder, typical_prompt(tokenizer, steps).numpy(), repeats=latency_repeats,
                               warmup=min(2, latency_repeats),
                               engine=manifest["metrics"]["latency"]["onnxruntime"]["engine"])
     return VerifyResult(folder, report, lat, manifest)

@@ -20,37 +20,15 @@ import inspect
 import io
 import os
 import warnings
-from dataclasses import dataclass
 
 import onnx
 import torch
 from torch import nn
 from transformers import DynamicCache
 
-OPSET = 18
-EXTERNAL_DATA_BYTES = 1 << 30  # float weights above this go to model.onnx.data (protobuf: 2 GiB)
+from ..ort.contract import EXTERNAL_DATA_BYTES, OPSET, DecoderShape, input_names, output_names
+
 _KEEP_METADATA = ("pkg.torch.onnx.name_scopes",)
-
-
-@dataclass(frozen=True)
-class DecoderShape:
-    """The shapes an ONNX decoder graph is built for (read from the model's config, after pruning)."""
-
-    num_layers: int
-    num_heads: int
-    num_kv_heads: int
-    head_dim: int
-    hidden_size: int
-    intermediate_size: int
-    vocab_size: int
-
-    @classmethod
-    def of(cls, model: nn.Module) -> "DecoderShape":
-        """Args: model: a GLM-family causal LM. Returns: its DecoderShape."""
-        cfg = model.config.get_text_config()
-        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        return cls(cfg.num_hidden_layers, cfg.num_attention_heads, cfg.num_key_value_heads, head_dim,
-                   cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size)
 
 
 def cache_kwarg(model: nn.Module) -> str:
@@ -62,17 +40,6 @@ def cache_kwarg(model: nn.Module) -> str:
         The keyword name.
     """
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-
-def input_names(num_layers: int) -> list[str]:
-    """Graph input names: input_ids, attention_mask, position_ids, past_key_values.{i}.key/value."""
-    return ["input_ids", "attention_mask", "position_ids"] + [
-        f"past_key_values.{i}.{kv}" for i in range(num_layers) for kv in ("key", "value")]
-
-
-def output_names(num_layers: int) -> list[str]:
-    """Graph output names: logits, present.{i}.key/value."""
-    return ["logits"] + [f"present.{i}.{kv}" for i in range(num_layers) for kv in ("key", "value")]
 
 
 class FlatKV(nn.Module):

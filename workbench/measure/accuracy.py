@@ -4,11 +4,10 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from ..model.generate import greedy
+from ..model.generate import MAX_NEW_TOKENS, greedy
 from ..task import aggregate, render_prompt, score_step
 from .records import AccuracyRecord, Prediction
 
-MAX_NEW_TOKENS = 48  # the longest target action is ~40 tokens
 
 
 def encode_prompt(tokenizer, step) -> torch.Tensor:
@@ -76,3 +75,23 @@ def run_task(model, tokenizer, steps, *, progress: bool = True, cache_factory=No
     scores = aggregate(preds)
     rec = AccuracyRecord(scores.n, scores.step, scores.type, scores.exact, scores.parse_failure)
     return rec, preds, peak_kv, per_token
+
+
+def run_task_ort(decoder, tokenizer, steps, *, progress: bool = True, max_new_tokens: int = MAX_NEW_TOKENS,
+                 on_step=None):
+    """Greedy actions on ONNX Runtime for every step, scored by the task rules.
+
+    Args:
+        decoder: a workbench.ort.OrtDecoder.
+        tokenizer: the model's tokenizer (eos_token_id ends an action).
+        steps: task Steps.
+        progress: show a tqdm bar.
+        max_new_tokens: cap per action.
+        on_step: zero-argument callable run after each step (it may raise to stop the run).
+    Returns:
+        (AccuracyRecord, list of Prediction, list of generated token lists).
+    """
+    eos, gens = tokenizer.eos_token_id, []
+    rec, preds, _, _ = run_task(None, tokenizer, steps, progress=progress, generations=gens,
+                                generate_fn=lambda ids: decoder.greedy(ids.numpy(), eos, max_new_tokens), on_step=on_step)
+    return rec, preds, [g.tokens for g in gens]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import torch
 from tqdm.auto import tqdm
 
@@ -38,6 +40,38 @@ def target_logprobs(model, tokenizer, steps, *, progress: bool = True, on_step=N
         if on_step is not None:
             on_step()
     return out
+
+
+def task_and_logprobs_ort(decoder, tokenizer, steps, *, progress: bool = False, on_step=None):
+    """Greedy actions and target log-probabilities on ONNX Runtime, one prefill per step for both.
+
+    The teacher-forced target (the `target_logprobs` protocol) is run from the prompt's KV cache
+    after prefill, before greedy decoding continues from the same cache.
+
+    Args:
+        decoder: a workbench.ort.OrtDecoder.
+        tokenizer: the model's tokenizer.
+        steps: task Steps.
+        progress: show a tqdm bar.
+        on_step: zero-argument callable run after each step (it may raise to stop the run).
+    Returns:
+        (AccuracyRecord, list of Prediction, list of Generation, list of (n_target, V) log-softmax tensors).
+    """
+    from .accuracy import run_task
+
+    eos, gens, logprobs, pending = tokenizer.eos_token_id, [], [], list(steps)
+
+    def score(last, past, n):
+        target = target_ids(tokenizer, pending[len(logprobs)])
+        rows = [last[None]]
+        if len(target) > 1:
+            forced, _ = decoder.run(np.array([target[:-1]], np.int64), past, n)  # (1, T - 1, V)
+            rows.append(forced[0])
+        logprobs.append(torch.log_softmax(torch.from_numpy(np.concatenate(rows)).float(), -1))
+
+    rec, preds, _, _ = run_task(None, tokenizer, steps, progress=progress, generations=gens, on_step=on_step,
+                                generate_fn=lambda ids: decoder.greedy(ids.numpy(), eos, on_prefill=score))
+    return rec, preds, gens, logprobs
 
 
 def target_ids(tokenizer, step) -> list[int]:

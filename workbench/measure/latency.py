@@ -4,6 +4,8 @@ from __future__ import annotations
 import statistics
 import time
 
+import numpy as np
+
 import torch
 
 from ..model.generate import decode_one, prefill
@@ -42,3 +44,37 @@ def measure_latency(model, input_ids: torch.Tensor, *, decode_tokens: int = 16, 
             dec.append(statistics.median(steps) * 1e3)
     return LatencyRecord(Spread.of(pre), Spread.of(dec), int(input_ids.shape[1]), engine,
                          torch.get_num_threads())
+
+
+def measure_ort_latency(decoder, input_ids, *, decode_tokens: int = 16, warmup: int = 2,
+                        repeats: int = 5, engine: str = "onnxruntime-cpu") -> LatencyRecord:
+    """Batch-1 prefill and decode-one-token times on ONNX Runtime (as `measure_latency` for PyTorch).
+
+    Args:
+        decoder: a workbench.ort.OrtDecoder.
+        input_ids: (1, T) prompt of typical length.
+        decode_tokens: decode steps timed per repeat (greedy, EOS ignored).
+        warmup: untimed repeats first.
+        repeats: timed repeats; the record keeps median and p90.
+        engine: what ran it (reported).
+    Returns:
+        LatencyRecord in milliseconds.
+    """
+    ids = np.asarray(input_ids, dtype=np.int64)
+    pre, dec = [], []
+    for r in range(warmup + repeats):
+        t0 = time.perf_counter()
+        logits, past = decoder.prefill(ids)
+        t_pre = time.perf_counter() - t0
+        n, steps = ids.shape[1], []
+        for _ in range(decode_tokens):
+            token = logits[:, -1:].argmax(-1).astype(np.int64)  # (1, 1)
+            t0 = time.perf_counter()
+            logits, past = decoder.decode_one(token, past, n)
+            steps.append(time.perf_counter() - t0)
+            n += 1
+        if r >= warmup:
+            pre.append(t_pre * 1e3)
+            dec.append(statistics.median(steps) * 1e3)
+    threads = decoder.session.get_session_options().intra_op_num_threads
+    return LatencyRecord(Spread.of(pre), Spread.of(dec), int(ids.shape[1]), engine, threads)

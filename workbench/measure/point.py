@@ -1,8 +1,14 @@
 """One measured point of the trade-off: a recipe applied to the baseline, measured on a few steps.
 
-The unit the notebooks, the dashboard, the results store and sweeps work with: accuracy, fidelity
-(KL to the baseline), latency with its spread, weight and KV bytes, and, where the recipe sets
-them, the cache policy's and the batcher's figures, for one recipe.
+The unit the notebooks, the dashboard, the results store and sweeps work with: accuracy with its
+90% Wilson interval, fidelity (KL to the baseline), latency with its spread, weight and KV bytes,
+and, where the recipe sets them, the cache policy's and the batcher's figures, for one recipe.
+
+Engines: `ort` (the default) measures the recipe's model as the export writes it, the fused ONNX
+graph with the recipe's own codes in MatMulNBits (`workbench.ort`), on ONNX Runtime: accuracy,
+KL and latency of the artifact a user ships. `pytorch` measures PyTorch eager (the parity
+reference) and is what runs where ONNX Runtime cannot: 3- and 2-bit or bfloat16 weights, KV-cache
+policies other than `full`, a prefix cache; the point's `engine` then says so.
 """
 from __future__ import annotations
 
@@ -13,10 +19,12 @@ from dataclasses import dataclass
 
 from ..recipe import Recipe, apply_recipe
 from .accuracy import run_task, typical_prompt
-from .fidelity import kl_and_ppl, target_ids, target_logprobs
-from .latency import measure_latency
+from .fidelity import kl_and_ppl, target_ids, target_logprobs, task_and_logprobs_ort
+from .latency import measure_latency, measure_ort_latency
 from .memory import weight_bytes
-from .records import Spread
+from .records import Spread, wilson_interval
+
+ENGINES = ("ort", "pytorch")
 
 SERVICE_STEPS = 8  # steps whose batches are timed to fit the service-time model of a batching section
 SIMULATED_REQUESTS = 1000  # requests in the replayed Poisson stream of a batching section
@@ -50,6 +58,12 @@ class Point:
     kv_bytes: int = 0
     cache: dict | None = None
     serving: dict | None = None
+    target: dict | None = None  # latency and memory at a deployment shape (workbench.measure.target)
+
+    @property
+    def step_interval(self) -> tuple[float, float]:
+        """90% Wilson interval of the step accuracy over the n steps."""
+        return wilson_interval(round(self.step * self.n), self.n)
 
     def value(self, section: str, key: str, default=None):
         """A knob value of the recipe, e.g. point.value("prune", "ratio")."""
@@ -106,25 +120,28 @@ class PointMeter:
         stored point is keyed by besides the recipe and the library versions).
     """
 
-    def __init__(self, model, tokenizer, steps, calib=None, *, latency_repeats: int = 5, progress: bool = False):
+    def __init__(self, model, tokenizer, steps, calib=None, *, latency_repeats: int = 5, progress: bool = False,
+                 engine: str = "ort"):
         from ..task import steps_hash
         from .provenance import model_fingerprint
 
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
         self.model, self.tokenizer, self.steps, self.calib = model.eval(), tokenizer, list(steps), calib
-        self.latency_repeats, self.progress = latency_repeats, progress
+        self.latency_repeats, self.progress, self.engine = latency_repeats, progress, engine
         self.source = None  # the model folder, where known (PointMeter.load): what an export reloads
         self.fingerprint = model_fingerprint(model)
         self.data_hash = _data_hash(steps_hash(self.steps), calib)
         self.settings = {"latency_repeats": latency_repeats, "service_steps": SERVICE_STEPS,
-                         "simulated_requests": SIMULATED_REQUESTS}
+                         "simulated_requests": SIMULATED_REQUESTS, "engine": engine}
         self._targets = [target_ids(tokenizer, s) for s in self.steps]
         self._ref = target_logprobs(model, tokenizer, self.steps, progress=progress)
         self._typical = typical_prompt(tokenizer, self.steps)
         self._services: dict = {}  # service-time model per weights recipe and batch sizes
 
     @classmethod
-    def load(cls, source=None, episodes=None, *, limit: int = 16, calib_steps: int = 64,
-             latency_repeats: int = 3, progress: bool = False) -> "PointMeter":
+    def load(cls, source=None, episodes=None, *, limit: int = 48, calib_steps: int = 64,
+             latency_repeats: int = 3, progress: bool = False, engine: str = "ort") -> "PointMeter":
         """Load a model (None: open-autoglm-tiny) and the first `limit` steps of an episode file.
 
         Args:
@@ -134,6 +151,7 @@ class PointMeter:
             calib_steps: calibration prompts (data/episodes/calib.jsonl) for Wanda, SparseGPT, GPTQ.
             latency_repeats: timed repeats per latency figure.
             progress: show tqdm bars.
+            engine: "ort" (ONNX Runtime, the exported graph) or "pytorch".
         Raises:
             ModelLoadError, EpisodeError: a bad model folder or episode file (the message says which).
         """
@@ -145,7 +163,7 @@ class PointMeter:
         steps = load_steps(episodes if episodes is not None else DEFAULT_EPISODES, limit=limit)
         model, tokenizer = load_model(source)
         calib = calibration_batches(tokenizer, load_steps(DEFAULT_CALIB), n=calib_steps)
-        meter = cls(model, tokenizer, steps, calib, latency_repeats=latency_repeats, progress=progress)
+        meter = cls(model, tokenizer, steps, calib, latency_repeats=latency_repeats, progress=progress, engine=engine)
         meter.source = source
         return meter
 
@@ -177,8 +195,49 @@ class PointMeter:
             on_progress(0, total)
         model, reports = (self.model, {}) if not recipe.changes_weights else \
             apply_recipe(self.model, weights, calib=self.calib)
-        kernels = getattr(reports.get("quant"), "kernels", ())
-        cache = serving = None
+        refusal = ort_refusal(recipe, model) if self.engine == "ort" else None
+        if self.engine == "ort" and refusal is None:
+            step, type_, parse_failure, kv, kl, ppl, lat, wbytes, engine = self._on_ort(model, tick)
+            cache = None
+        else:
+            step, type_, parse_failure, kv, kl, ppl, lat, cache = self._on_pytorch(model, recipe, tick)
+            kernels = getattr(reports.get("quant"), "kernels", ())
+            wbytes = weight_bytes(model)
+            engine = lat.engine + (f" ({', '.join(kernels)})" if kernels else "") + \
+                (f", cache {recipe.cache.label}" if recipe.cache is not None else "") + \
+                (f"; not onnxruntime: {refusal}" if refusal else "")
+        tick()
+        serving = None
+        if recipe.batching is not None:
+            from ..serve import measure_service_times, simulate
+
+            if service_key not in self._services:
+                self._services[service_key] = measure_service_times(
+                    model, self.tokenizer, self.steps[:SERVICE_STEPS], service_key[1], progress=self.progress,
+                    on_step=tick)
+            rep = simulate(recipe.batching, self._services[service_key], SIMULATED_REQUESTS)
+            serving = {k: rep.to_json()[k] for k in ("window_ms", "max_batch", "arrival_rate", "p50_ms", "p99_ms",
+                                                     "throughput_rps", "mean_batch")}
+            serving["engine"] = "replayed over pytorch-eager service times"
+        return Point(recipe.to_json(), n, step, type_, parse_failure, kl, ppl, lat.prefill_ms,
+                     lat.decode_ms_per_token, wbytes, engine, time.perf_counter() - t0, kv, cache, serving)
+
+    def _on_ort(self, model, tick):
+        """Accuracy, KL, latency and stored bytes of the fused ONNX graph of `model` on ONNX Runtime."""
+        from ..ort import fused_decoder, precision_label
+
+        decoder = fused_decoder(model)
+        engine = f"onnxruntime-fused ({precision_label(model)})"
+        acc, _, gens, got = task_and_logprobs_ort(decoder, self.tokenizer, self.steps, progress=self.progress,
+                                                  on_step=lambda: (tick(), tick()))
+        kv = max((g.kv_bytes for g in gens), default=0)
+        kl, ppl = kl_and_ppl(self._ref, got, self._targets)
+        lat = measure_ort_latency(decoder, self._typical.numpy(), repeats=self.latency_repeats, engine=engine)
+        return acc.step, acc.type, acc.parse_failure, kv, kl, ppl, lat, decoder.weight_bytes, engine
+
+    def _on_pytorch(self, model, recipe, tick):
+        """Accuracy, KL and latency of `model` in PyTorch eager (under the recipe's cache policy, if any)."""
+        cache, factory = None, None
         if recipe.cache is not None:
             from ..cache import new_cache
             from .cache import measure_cache
@@ -193,26 +252,32 @@ class PointMeter:
             factory = lambda: new_cache(recipe.cache, layers)  # noqa: E731
         else:
             acc, _, kv, _ = run_task(model, self.tokenizer, self.steps, progress=self.progress, on_step=tick)
-            step, type_, parse_failure, factory = acc.step, acc.type, acc.parse_failure, None
+            step, type_, parse_failure = acc.step, acc.type, acc.parse_failure
         kl, ppl = kl_and_ppl(self._ref, target_logprobs(model, self.tokenizer, self.steps, progress=False,
                                                         on_step=tick), self._targets)
         lat = measure_latency(model, self._typical, repeats=self.latency_repeats, cache_factory=factory)
-        tick()
-        if recipe.batching is not None:
-            from ..serve import measure_service_times, simulate
+        return step, type_, parse_failure, kv, kl, ppl, lat, cache
 
-            if service_key not in self._services:
-                self._services[service_key] = measure_service_times(
-                    model, self.tokenizer, self.steps[:SERVICE_STEPS], service_key[1], progress=self.progress,
-                    on_step=tick)
-            rep = simulate(recipe.batching, self._services[service_key], SIMULATED_REQUESTS)
-            serving = {k: rep.to_json()[k] for k in ("window_ms", "max_batch", "arrival_rate", "p50_ms", "p99_ms",
-                                                     "throughput_rps", "mean_batch")}
-        engine = lat.engine + (f" ({', '.join(kernels)})" if kernels else "") + \
-            (f", cache {recipe.cache.label}" if recipe.cache is not None else "")
-        return Point(recipe.to_json(), n, step, type_, parse_failure, kl, ppl, lat.prefill_ms,
-                     lat.decode_ms_per_token, weight_bytes(model), engine, time.perf_counter() - t0,
-                     kv, cache, serving)
+
+def ort_refusal(recipe, model) -> str | None:
+    """Why ONNX Runtime cannot run this recipe's model (None: it can).
+
+    Args:
+        recipe: the Recipe.
+        model: the model with the recipe's weights applied.
+    Returns:
+        A short reason, e.g. "3-bit weights have no ONNX Runtime CPU kernel", or None.
+    """
+    q = recipe.quant
+    if q is not None and q.bits in (3, 2):
+        return f"{q.bits}-bit weights have no ONNX Runtime CPU kernel"
+    if q is not None and q.bits == 16:
+        return "bfloat16 weights have no ONNX Runtime CPU kernel"
+    if recipe.cache is not None:
+        return f"KV cache {recipe.cache.label} runs in PyTorch only"
+    if type(model).__name__ not in ("GlmForCausalLM", "Glm4ForCausalLM"):
+        return f"the fused graph is written for GlmForCausalLM / Glm4ForCausalLM, not {type(model).__name__}"
+    return None
 
 
 def _service_batches(n: int, sizes) -> int:

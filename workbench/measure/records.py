@@ -5,6 +5,32 @@ import statistics
 from dataclasses import asdict, dataclass, field
 
 
+def wilson_interval(successes: int, n: int, confidence: float = 0.90) -> tuple[float, float]:
+    """The Wilson score interval for a success rate measured as `successes` of `n`.
+
+    Args:
+        successes: how many of the n trials succeeded (0..n).
+        n: how many trials; 0 gives the uninformative (0.0, 1.0).
+        confidence: the interval's coverage, in (0, 1).
+    Returns:
+        (low, high), both in [0, 1]; low is exactly 0 at 0 successes and high exactly 1 at n.
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must lie in 0..n, got {successes} of {n}")
+    if n == 0:
+        return 0.0, 1.0
+    z = statistics.NormalDist().inv_cdf((1 + confidence) / 2)
+    rate, z2 = successes / n, z * z
+    denom = 1 + z2 / n
+    centre = (rate + z2 / (2 * n)) / denom
+    half = z / denom * (rate * (1 - rate) / n + z2 / (4 * n * n)) ** 0.5
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return low, high
+
+
 @dataclass(frozen=True)
 class Spread:
     """Median and 90th percentile of repeated timings (after warm-up), and how many repeats."""

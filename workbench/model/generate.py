@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import torch
 from transformers import DynamicCache
 
+MAX_NEW_TOKENS = 48  # tokens an action may take: the longest target action is ~40
+
 
 class RecomputeCache:
     """The `none` policy: keep no KV; every new token recomputes the whole sequence (the reference

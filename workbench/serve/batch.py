@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
-from ..model.generate import prefill
+from ..model.generate import MAX_NEW_TOKENS, prefill
 
-MAX_NEW_TOKENS = 48  # as workbench.measure.accuracy: the longest target action is ~40 tokens
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""Run an exported decoder on ONNX Runtime: sessions, prefill / decode-one-token with the KV cache
-held as OrtValues, greedy actions, task accuracy and latency records.
+"""Run a decoder graph on ONNX Runtime: sessions (from a file or from a model in memory), prefill /
+decode-one-token with the KV cache held as OrtValues, greedy decoding.
 
     dec = OrtDecoder("out/model.onnx")
     logits, past = dec.prefill(ids)          # ids (1, T) int64 -> logits (1, T, V) numpy
@@ -11,25 +11,26 @@ position's logits are copied out. Works for the plain and the fused graph (same 
 from __future__ import annotations
 
 import os
-import statistics
 import time
 from dataclasses import dataclass
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 
-from ..measure.accuracy import MAX_NEW_TOKENS, run_task
-from ..measure.records import LatencyRecord, Spread
-from ..model.generate import Generation
+from ..model.generate import MAX_NEW_TOKENS, Generation
 from ..task import render_prompt
-from .folder import ExportError
+from .contract import EXTERNAL_DATA_BYTES
 
-def make_session(path: str | os.PathLike, threads: int | None = None) -> ort.InferenceSession:
+
+class GraphError(ValueError):
+    """An ONNX model that is not a decoder graph of ours (the message names the fix)."""
+
+
+def make_session(path: str | os.PathLike | bytes, threads: int | None = None) -> ort.InferenceSession:
     """An ONNX Runtime CPU session with all graph optimizations.
 
     Args:
-        path: the .onnx file.
+        path: the .onnx file, or a serialized model (bytes).
         threads: intra-op threads (None: torch's thread count, so both runtimes use the same cores).
     Returns:
         InferenceSession.
@@ -41,7 +42,8 @@ def make_session(path: str | os.PathLike, threads: int | None = None) -> ort.Inf
     opts.intra_op_num_threads = threads or torch.get_num_threads()
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
-    return ort.InferenceSession(os.fspath(path), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(path if isinstance(path, bytes) else os.fspath(path), opts,
+                                providers=["CPUExecutionProvider"])
 
 @dataclass(frozen=True)
 class GraphIO:
@@ -57,7 +59,7 @@ def graph_io(session: ort.InferenceSession) -> GraphIO:
     names = {i.name: i for i in session.get_inputs()}
     missing = [n for n in ("input_ids", "attention_mask", "position_ids", "past_key_values.0.key") if n not in names]
     if missing:
-        raise ExportError(f"the ONNX model is not a decoder with KV cache: input {missing[0]!r} missing "
+        raise GraphError(f"the ONNX model is not a decoder with KV cache: input {missing[0]!r} missing "
                          f"(inputs: {', '.join(list(names)[:6])}...); export it with workbench export")
     layers = sum(1 for n in names if n.startswith("past_key_values.") and n.endswith(".key"))
     _, kv_heads, _, head_dim = names["past_key_values.0.key"].shape
@@ -72,6 +74,7 @@ class OrtDecoder:
         self.session = (path_or_session if isinstance(path_or_session, ort.InferenceSession)
                         else make_session(path_or_session, threads))
         self.io = graph_io(self.session)
+        self.weight_bytes: int | None = None  # what the graph stores, where known (fused_decoder sets it)
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._past_names = [f"past_key_values.{i}.{kv}" for i in range(self.io.num_layers) for kv in ("key", "value")]
 
@@ -106,13 +109,15 @@ class OrtDecoder:
         """Args: token (B, 1); past from the previous call; past_len its positions. Returns: (logits (B, 1, V), present)."""
         return self.run(token, past, past_len)
 
-    def greedy(self, input_ids, eos_id: int, max_new_tokens: int = MAX_NEW_TOKENS) -> Generation:
+    def greedy(self, input_ids, eos_id: int, max_new_tokens: int = MAX_NEW_TOKENS, on_prefill=None) -> Generation:
         """Greedy decoding of one prompt (batch 1), stopping at EOS.
 
         Args:
             input_ids: (1, T) prompt ids (numpy or torch).
             eos_id: end-of-sequence id.
             max_new_tokens: cap on new tokens.
+            on_prefill: optional `fn(last_logits (V,), past, past_len)` called after prefill, e.g. to
+                score other continuations of the same prompt from its KV cache (`run` leaves the past as is).
         Returns:
             Generation (tokens without EOS, prefill and per-token decode seconds, KV bytes).
         """
@@ -121,6 +126,8 @@ class OrtDecoder:
         logits, past = self.prefill(ids)
         gen = Generation([], ids.shape[1], time.perf_counter() - t0)
         n = ids.shape[1]
+        if on_prefill is not None:
+            on_prefill(logits[0, -1], past, n)
         token = int(logits[0, -1].argmax())
         while token != eos_id and len(gen.tokens) < max_new_tokens:
             gen.tokens.append(token)
@@ -136,71 +143,34 @@ def encode(tokenizer, step) -> np.ndarray:
     """(1, T) int64 prompt ids of a step (as workbench.measure.accuracy.encode_prompt, in numpy)."""
     return np.array([tokenizer.encode(render_prompt(step), add_special_tokens=False)], np.int64)
 
-def run_task_ort(decoder: OrtDecoder, tokenizer, steps, *, progress: bool = True,
-                 max_new_tokens: int = MAX_NEW_TOKENS):
-    """Greedy actions on ONNX Runtime for every step, scored by the task rules.
+
+def fused_decoder(model, threads: int | None = None, workdir: str | os.PathLike | None = None) -> OrtDecoder:
+    """The fused graph of `model` (what `workbench export --graph fused` writes) as a ready decoder.
+
+    Small models go to ONNX Runtime straight from memory; a model above 1 GiB is written to a
+    temporary folder (`workdir`, default the system's), loaded, and the files removed.
 
     Args:
-        decoder: the OrtDecoder.
-        tokenizer: the model's tokenizer (eos_token_id ends an action).
-        steps: task Steps.
-        progress: show a tqdm bar.
-        max_new_tokens: cap per action.
+        model: a GLM / GLM-4 causal LM, float or with the workbench's 4- / 8-bit layers.
+        threads: intra-op threads.
+        workdir: where large graphs are written while they load.
     Returns:
-        (AccuracyRecord, list of Prediction, list of generated token lists).
-    """
-    eos, gens = tokenizer.eos_token_id, []
-    rec, preds, _, _ = run_task(None, tokenizer, steps, progress=progress, generations=gens,
-                                generate_fn=lambda ids: decoder.greedy(ids.numpy(), eos, max_new_tokens))
-    return rec, preds, [g.tokens for g in gens]
-
-def measure_ort_latency(decoder: OrtDecoder, input_ids, *, decode_tokens: int = 16, warmup: int = 2,
-                        repeats: int = 5, engine: str = "onnxruntime-cpu") -> LatencyRecord:
-    """Batch-1 prefill and decode-one-token times on ONNX Runtime (as `measure_latency` for PyTorch).
-
-    Args:
-        decoder: the OrtDecoder.
-        input_ids: (1, T) prompt of typical length.
-        decode_tokens: decode steps timed per repeat (greedy, EOS ignored).
-        warmup: untimed repeats first.
-        repeats: timed repeats; the record keeps median and p90.
-        engine: what ran it (reported).
-    Returns:
-        LatencyRecord in milliseconds.
-    """
-    ids = np.asarray(input_ids, dtype=np.int64)
-    pre, dec = [], []
-    for r in range(warmup + repeats):
-        t0 = time.perf_counter()
-        logits, past = decoder.prefill(ids)
-        t_pre = time.perf_counter() - t0
-        n, steps = ids.shape[1], []
-        for _ in range(decode_tokens):
-            token = logits[:, -1:].argmax(-1).astype(np.int64)  # (1, 1)
-            t0 = time.perf_counter()
-            logits, past = decoder.decode_one(token, past, n)
-            steps.append(time.perf_counter() - t0)
-            n += 1
-        if r >= warmup:
-            pre.append(t_pre * 1e3)
-            dec.append(statistics.median(steps) * 1e3)
-    threads = decoder.session.get_session_options().intra_op_num_threads
-    return LatencyRecord(Spread.of(pre), Spread.of(dec), int(ids.shape[1]), engine, threads)
-
-def check_model_file(path: str | os.PathLike) -> None:
-    """Refuse a missing or corrupt model.onnx with a message naming the fix.
-
-    Args:
-        path: the .onnx path.
+        OrtDecoder, with `weight_bytes`: what the graph's weights store.
     Raises:
-        ExportError: missing, unreadable or failing onnx.checker.
+        ValueError: what the graph builder cannot write (architecture, 3- / 2-bit or bfloat16 layers).
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ExportError(f"{path} not found; export the model with `workbench export --recipe FILE --out DIR`")
-    try:
-        onnx.checker.check_model(path, full_check=True)
-    except Exception as exc:  # DecodeError, ValidationError, OSError: all mean "not a usable model"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ExportError(f"{path} is corrupt or not an ONNX model ({type(exc).__name__}: {first[:200]}); "
-                         "export the folder again") from None
+    import tempfile
+
+    from .graph import build_fused, export_fused, initializer_bytes, state_bytes
+
+    if state_bytes(model) <= EXTERNAL_DATA_BYTES:
+        proto, _ = build_fused(model)
+        decoder = OrtDecoder(make_session(proto.SerializeToString(), threads))
+        decoder.weight_bytes = initializer_bytes(proto)
+        return decoder
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        path = os.path.join(tmp, "model.onnx")
+        export_fused(model, path)
+        decoder = OrtDecoder(make_session(path, threads))
+        decoder.weight_bytes = sum(os.path.getsize(os.path.join(tmp, f)) for f in os.listdir(tmp))
+        return decoder

@@ -18,9 +18,11 @@ file stays valid for `onnx.checker` (SimplifiedLayerNormalization is not an ONNX
 Inputs, outputs and KV layout are those of the plain graph (`wrapper.input_names`), so the same
 runtime, gate and genai_config serve both. GroupQueryAttention derives the per-sequence lengths from
 `attention_mask` (sum - 1) and takes the rotary positions from `position_ids`.
-Weights are float32 initializers (MatMul B = W^T, (in, out)); quantization runs afterwards as for
-the plain graph. MatMul nodes are named after their modules (``model.layers.0.self_attn.qkv_proj``,
-``lm_head``).
+Weights are written as the model holds them: float Linears as float32 MatMul initializers (B = W^T,
+(in, out)); the workbench's quantized layers (RTN or GPTQ `PackedLinear`, torch.ao W8A8) as
+`MatMulNBits` with their own codes, scales and zero points (`nbits`), nothing re-quantized, so the
+graph computes with the weights that were measured. Weight nodes are named after their modules
+(``model.layers.0.self_attn.qkv_proj``, ``lm_head``).
 """
 from __future__ import annotations
 
@@ -32,9 +34,11 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from .wrapper import EXTERNAL_DATA_BYTES, OPSET, DecoderShape, input_names, output_names
+from .contract import EXTERNAL_DATA_BYTES, OPSET, DecoderShape, input_names, output_names
+from .nbits import block_size, codes_of, concat_rows, is_quantized, to_nbits
 
 MS = "com.microsoft"
+ACCURACY_LEVEL = 4  # MatMulNBits computes with int8 activations: ~1.9x faster than float on CPU
 
 
 class _Graph:
@@ -72,6 +76,35 @@ class _Graph:
         self.nodes.append(helper.make_node(op_type, list(inputs), outs, name=name, domain=domain, **attrs))
         return outs[0] if len(outs) == 1 else outs
 
+    def linear(self, x: str, modules, name: str, accuracy_level: int = ACCURACY_LEVEL, out: str | None = None) -> str:
+        """x @ W^T + b of one Linear, or of several whose outputs are concatenated (q, k, v -> qkv).
+
+        Float layers become MatMul(x, W^T); quantized ones one MatMulNBits holding their own codes.
+        `out` names the result (e.g. "logits").
+        """
+        codes = [codes_of(m) for m in modules]
+        if any(c is None for c in codes) and any(c is not None for c in codes):
+            raise ValueError(f"{name}: float and quantized layers cannot share one MatMul")
+        if codes[0] is None:
+            w = np.concatenate([m.weight.detach().float().t().numpy() for m in modules], axis=1)  # (in, out)
+            biases = [None if m.bias is None else m.bias.detach().float().numpy() for m in modules]
+            bias = None if all(b is None for b in biases) else np.concatenate(
+                [np.zeros(m.out_features, np.float32) if b is None else b for b, m in zip(biases, modules)])
+            op, ins, attrs = "MatMul", [x, self.init(f"{name}.weight_T", w)], {}
+        else:
+            c = concat_rows(codes)
+            w, bias = to_nbits(c), c.bias
+            ins = [x, self.init(f"{name}.qweight", w.B), self.init(f"{name}.scales", w.scales)]
+            if w.zero_points is not None:
+                ins.append(self.init(f"{name}.qzeros", w.zero_points))
+            op, attrs = "MatMulNBits", dict(domain=MS, K=w.K, N=w.N, bits=w.bits, block_size=w.block_size,
+                                            accuracy_level=accuracy_level)
+        final = [out] if out else 1
+        y = self.op(op, ins, final if bias is None else 1, name=name, **attrs)
+        if bias is not None:
+            y = self.op("Add", [y, self.init(f"{name}.bias", bias)], final, name=f"/{name}/bias")
+        return y
+
     def rms_norm(self, x: str, weight: str, eps: float, prefix: str) -> str:
         """RMSNorm in standard ops (ONNX Runtime fuses it into SimplifiedLayerNormalization)."""
         two = self.init(f"{prefix}/two", np.array(2.0, np.float32))
@@ -89,11 +122,6 @@ class _Graph:
         self.op("SkipSimplifiedLayerNormalization", [residual, delta, weight], outs, name=prefix, domain=MS,
                 epsilon=eps)
         return outs[0], outs[3]
-
-
-def _t(linear: nn.Linear) -> np.ndarray:
-    """MatMul B of a Linear: W^T (in, out) float32."""
-    return linear.weight.detach().float().t().contiguous().numpy()
 
 
 def _rotary_caches(model, shape: DecoderShape, max_pos: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -132,15 +160,18 @@ def _check(model) -> None:
 
 
 @torch.no_grad()
-def build_fused(model: nn.Module, data=None, location: str = "") -> tuple[onnx.ModelProto, DecoderShape]:
+def build_fused(model: nn.Module, data=None, location: str = "", *,
+                accuracy_level: int = ACCURACY_LEVEL) -> tuple[onnx.ModelProto, DecoderShape]:
     """The fused decoder graph of a float GLM / GLM-4 causal LM (see module doc).
 
     Args:
-        model: GlmForCausalLM or Glm4ForCausalLM with float nn.Linear layers (pruned or not).
+        model: GlmForCausalLM or Glm4ForCausalLM (pruned or not) with float nn.Linear layers or the
+            workbench's 4- / 8-bit quantized ones.
         data: an open binary file to stream the weights to (external data), or None to keep them inline.
         location: the data file's name relative to the model file (with `data`).
+        accuracy_level: MatMulNBits compute precision (4: int8 activations; 0: float).
     Returns:
-        (ModelProto with float32 initializers, DecoderShape).
+        (ModelProto, DecoderShape).
     Raises:
         ValueError: an architecture or setting the builder does not handle.
     """
@@ -174,38 +205,32 @@ def build_fused(model: nn.Module, data=None, location: str = "") -> tuple[onnx.M
             x, residual = g.skip_norm(residual, delta, w_in, eps, f"/{p}/input_layernorm")
         nh = attn.q_proj.out_features // hd
         kvh = attn.k_proj.out_features // hd
-        w_qkv = np.concatenate([_t(attn.q_proj), _t(attn.k_proj), _t(attn.v_proj)], axis=1)  # (H, (nh + 2 kvh) hd)
-        qkv = g.op("MatMul", [x, g.init(f"{p}.self_attn.qkv_proj.weight_T", w_qkv)], name=f"{p}.self_attn.qkv_proj")
-        if attn.q_proj.bias is not None:
-            b = torch.cat([attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias]).float()
-            qkv = g.op("Add", [qkv, g.init(f"{p}.self_attn.qkv_proj.bias", b)], name=f"/{p}/self_attn/qkv_bias")
+        qkv = g.linear(x, [attn.q_proj, attn.k_proj, attn.v_proj], f"{p}.self_attn.qkv_proj", accuracy_level)
         a = g.op("GroupQueryAttention",
                  [qkv, "", "", f"past_key_values.{i}.key", f"past_key_values.{i}.value", seqlens, total,
                   "cos_cache", "sin_cache", pos],
                  [f"/{p}/self_attn/GQA/output_0", f"present.{i}.key", f"present.{i}.value"],
                  name=f"/{p}/self_attn/GQA", domain=MS, num_heads=nh, kv_num_heads=kvh, do_rotary=1,
                  rotary_interleaved=1, scale=float(attn.scaling))[0]
-        o = g.op("MatMul", [a, g.init(f"{p}.self_attn.o_proj.weight_T", _t(attn.o_proj))], name=f"{p}.self_attn.o_proj")
-        if attn.o_proj.bias is not None:
-            o = g.op("Add", [o, g.init(f"{p}.self_attn.o_proj.bias", attn.o_proj.bias.float())], name=f"/{p}/o_bias")
+        o = g.linear(a, [attn.o_proj], f"{p}.self_attn.o_proj", accuracy_level)
         if hasattr(layer, "post_self_attn_layernorm"):
             o = g.rms_norm(o, g.init(f"{p}.post_self_attn_layernorm.weight", layer.post_self_attn_layernorm.weight.float()),
                            eps, f"/{p}/post_self_attn_layernorm")
         y, residual = g.skip_norm(residual, o, g.init(f"{p}.post_attention_layernorm.weight",
                                                       layer.post_attention_layernorm.weight.float()),
                                   eps, f"/{p}/post_attention_layernorm")
-        gu = g.op("MatMul", [y, g.init(f"{p}.mlp.gate_up_proj.weight_T", _t(mlp.gate_up_proj))], name=f"{p}.mlp.gate_up_proj")
+        gu = g.linear(y, [mlp.gate_up_proj], f"{p}.mlp.gate_up_proj", accuracy_level)
         gate, up = g.op("Split", [gu], 2, name=f"/{p}/mlp/Split", axis=-1, num_outputs=2)
         act = g.op("Mul", [gate, g.op("Sigmoid", [gate], name=f"/{p}/mlp/Sigmoid")], name=f"/{p}/mlp/silu")
         h = g.op("Mul", [up, act], name=f"/{p}/mlp/Mul")
-        d = g.op("MatMul", [h, g.init(f"{p}.mlp.down_proj.weight_T", _t(mlp.down_proj))], name=f"{p}.mlp.down_proj")
+        d = g.linear(h, [mlp.down_proj], f"{p}.mlp.down_proj", accuracy_level)
         if hasattr(layer, "post_mlp_layernorm"):
             d = g.rms_norm(d, g.init(f"{p}.post_mlp_layernorm.weight", layer.post_mlp_layernorm.weight.float()),
                            eps, f"/{p}/post_mlp_layernorm")
         delta = d
     normed, _ = g.skip_norm(residual, delta, g.init("model.norm.weight", model.model.norm.weight.float()), eps,
                             "/model/norm")
-    g.op("MatMul", [normed, g.init("lm_head.weight_T", _t(model.lm_head))], ["logits"], name="lm_head")
+    g.linear(normed, [model.lm_head], "lm_head", accuracy_level, out="logits")
 
     f32, i64 = TensorProto.FLOAT, TensorProto.INT64
     inputs = [helper.make_tensor_value_info("input_ids", i64, ["batch", "sequence"]),
@@ -226,12 +251,13 @@ def build_fused(model: nn.Module, data=None, location: str = "") -> tuple[onnx.M
     return proto, shape
 
 
-def export_fused(model: nn.Module, path: str | os.PathLike) -> DecoderShape:
-    """Write the fused float graph of `model` to `path` and check it (onnx.checker, full check).
+def export_fused(model: nn.Module, path: str | os.PathLike, *, accuracy_level: int = ACCURACY_LEVEL) -> DecoderShape:
+    """Write the fused graph of `model` to `path` and check it (onnx.checker, full check).
 
     Args:
-        model: the float GLM / GLM-4 model.
+        model: the GLM / GLM-4 model (float or with the workbench's quantized layers).
         path: target .onnx (weights in ``<name>.data`` beside it when above 1 GiB).
+        accuracy_level: MatMulNBits compute precision.
     Returns:
         The DecoderShape.
     """
@@ -239,11 +265,43 @@ def export_fused(model: nn.Module, path: str | os.PathLike) -> DecoderShape:
     data_path = path + ".data"
     if os.path.exists(data_path):
         os.remove(data_path)
-    if sum(p.numel() * p.element_size() for p in model.parameters()) > EXTERNAL_DATA_BYTES:
+    if state_bytes(model) > EXTERNAL_DATA_BYTES:
         with open(data_path, "wb") as data:
-            proto, shape = build_fused(model, data, os.path.basename(data_path))
+            proto, shape = build_fused(model, data, os.path.basename(data_path), accuracy_level=accuracy_level)
     else:
-        proto, shape = build_fused(model)
+        proto, shape = build_fused(model, accuracy_level=accuracy_level)
     onnx.save_model(proto, path)
     onnx.checker.check_model(path, full_check=True)
     return shape
+
+
+def state_bytes(model: nn.Module) -> int:
+    """Bytes of the model's parameters and buffers (packed codes included): how big its graph will be."""
+    return sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+
+
+def initializer_bytes(proto: onnx.ModelProto) -> int:
+    """Bytes the graph's weights store (inline or as external data): what the artifact holds."""
+    total = 0
+    for t in proto.graph.initializer:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            total += int(next(e.value for e in t.external_data if e.key == "length"))
+        else:
+            total += numpy_helper.to_array(t).nbytes
+    return total
+
+
+def precision_label(model: nn.Module) -> str:
+    """What the decoder layers' weight MatMuls run, e.g. "MatMulNBits int4 block 32" or "float32"
+    (", lm_head too" when the output projection is quantized as well)."""
+    kinds, head = set(), ""
+    for name, m in model.named_modules():
+        if type(m) is not nn.Linear and not is_quantized(m):
+            continue
+        c = codes_of(m)
+        kind = "float32" if c is None else f"MatMulNBits int{c.bits} block {block_size(c)}"
+        if name.endswith("lm_head"):
+            head = "" if c is None else ", lm_head too"
+        else:
+            kinds.add(kind)
+    return " + ".join(sorted(kinds)) + head if kinds else "float32"
