@@ -171,3 +171,36 @@ def test_a_cancelled_measurement_stores_nothing(tmp_path, fake_meter):
     with pytest.raises(Cancelled):
         cached_point(fake_meter, {}, store, on_progress=cancel)
     assert len(store) == 0
+
+
+def test_target_rows_round_trip_and_survive_a_reopen(tmp_path):
+    store = ResultsStore(tmp_path / "r.db")
+    assert store.get_target("t") is None
+    record = {"name": "glm-edge-1.5b", "decode_ms_per_token": 12.5, "layers_measured": [2, 4]}
+    store.put_target("t", record, {"cpus": 2})
+    assert store.get_target("t") == record and store.get_target("t") == record  # a second read hits too
+    store.put_target("t", {**record, "decode_ms_per_token": 13.0}, {"cpus": 2})  # replaced, not duplicated
+    again = ResultsStore(store.path)
+    assert again.get_target("t")["decode_ms_per_token"] == 13.0 and again.get_target("other") is None
+    assert len(again) == 0  # targets are not points
+    con = sqlite3.connect(store.path)
+    rows = con.execute("SELECT key, machine, measured_at FROM wb_targets").fetchall()
+    con.close()
+    assert len(rows) == 1 and json.loads(rows[0][1]) == {"cpus": 2} and rows[0][2].endswith("+00:00")
+
+
+def test_a_store_written_before_the_targets_table_opens_and_gains_it(tmp_path):
+    path = tmp_path / "old.db"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE wb_points (key TEXT PRIMARY KEY, recipe TEXT NOT NULL, model_fingerprint TEXT NOT "
+                "NULL, data_hash TEXT NOT NULL, versions TEXT NOT NULL, machine TEXT NOT NULL, measured_at TEXT NOT "
+                "NULL, measured_by TEXT NOT NULL, origin TEXT NOT NULL, record TEXT NOT NULL)")
+    con.execute("INSERT INTO wb_points VALUES ('k', '{}', 'm', 'd', '{}', '{}', 't', 'b', 'hand', '{\"step\": 1}')")
+    con.execute(f"PRAGMA application_id = {0x41474C57}")
+    con.execute("PRAGMA user_version = 1")
+    con.commit()
+    con.close()
+    store = ResultsStore(path)
+    assert store.get("k").record == {"step": 1}
+    store.put_target("t", {"x": 1}, {})
+    assert ResultsStore(path).get_target("t") == {"x": 1}

@@ -19,7 +19,16 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from .task import load_steps, render_prompt
+from .task import DEFAULT_CALIB, load_steps, render_prompt
+
+
+CALIB_STEPS = 64  # calibration prompts every measured point, evaluate and export use (one home)
+
+
+def default_calibration(tokenizer, episodes=None, n: int = CALIB_STEPS) -> list[torch.Tensor]:
+    """The calibration batches the workbench uses unless told otherwise: the first `n` steps of
+    data/episodes/calib.jsonl (or of `episodes`), so a point and its export see the same data."""
+    return calibration_batches(tokenizer, load_steps(episodes or DEFAULT_CALIB), n=n)
 
 
 def calibration_batches(tokenizer, steps, n: int | None = None,

@@ -19,8 +19,13 @@ from .task import EpisodeError
 def _evaluate(args) -> int:
     from .measure import evaluate
 
-    report = evaluate(args.model, args.episodes, limit=args.limit, recipe=args.recipe,
-                      progress=not args.json)
+    store = None
+    if args.target not in (None, "tiny"):
+        from .store import ResultsStore
+
+        store = ResultsStore(args.store)
+    report = evaluate(args.model, args.episodes, limit=args.limit, recipe=args.recipe, progress=not args.json,
+                      engine=args.engine, target=args.target, store=store, context_tokens=args.context)
     data = report.to_json()
     if args.json:
         print(json.dumps(data, indent=2))
@@ -28,7 +33,8 @@ def _evaluate(args) -> int:
     acc, lat, mem = data["accuracy"], data["latency"], data["memory"]
     print(f"model      {data['provenance']['model']} ({data['provenance']['model_fingerprint']})")
     print(f"episodes   {data['provenance']['episodes']} ({acc['n']} steps)")
-    print(f"accuracy   step {acc['step']:.3f}  type {acc['type']:.3f}  exact {acc['exact']:.3f}  "
+    low, high = acc["step_interval"]
+    print(f"accuracy   step {acc['step']:.3f} [{low:.3f}, {high:.3f} 90% Wilson]  type {acc['type']:.3f}  exact {acc['exact']:.3f}  "
           f"parse failures {acc['parse_failure']:.3f}"
           + (f"  KL {acc['kl']:.4f}  ppl {acc['ppl']:.3f}" if "kl" in acc else ""))
     if data["provenance"].get("recipe"):
@@ -38,6 +44,14 @@ def _evaluate(args) -> int:
           f"(p90 {lat['decode_ms_per_token_p90']:.2f}, {lat['tokens_per_s']:.0f} tok/s)  [{lat['engine']}]")
     print(f"memory     weights {mem['weight_bytes'] / 2**20:.1f} MiB  KV peak {mem['kv_bytes'] / 2**20:.2f} MiB "
           f"({mem['kv_bytes_per_token']:.0f} B/token)  peak RSS {mem['peak_rss_bytes'] / 2**20:.0f} MiB")
+    if "target" in data:
+        t = data["target"]
+        print(f"target     {t['name']}: decode {t['decode_ms_per_token']:.1f} ms/token (p90 "
+              f"{t['decode_ms_per_token_p90']:.1f}), prefill {t['prefill_ms']:.0f} ms ({t['prefill_tokens']} tokens), "
+              f"{t['method']}  [{t['engine']}]")
+        print(f"           weights {t['weight_bytes'] / 2**30:.2f} GiB + KV {t['kv_bytes_per_token'] / 1024:.0f} KiB/token "
+              f"= {t['memory_bytes_at_context'] / 2**30:.2f} GiB at {t['context_tokens']} tokens "
+              f"({t['memory_method']})")
     return 0
 
 
@@ -105,12 +119,12 @@ def _sweep(args) -> int:
         raise ValueError("give grid axes (--grid prune.ratio=0,0.3,0.5 ...) or --optuna N")
     grid = parse_grid(args.grid) if args.grid else None  # bad axes are reported before anything loads
     store = ResultsStore(args.store)
-    meter = PointMeter.load(args.model, args.episodes, limit=args.limit, progress=False)
+    meter = PointMeter.load(args.model, args.episodes, limit=args.limit, progress=False, engine=args.engine)
     if grid:
-        result = run_grid(meter, grid, store, name=args.name, progress=not args.json)
+        result = run_grid(meter, grid, store, name=args.name, progress=not args.json, target=args.target)
     else:
         result, _ = run_optuna(meter, store, n_trials=args.optuna, study_name=args.name, seed=args.seed,
-                               progress=not args.json)
+                               progress=not args.json, target=args.target)
     data = {"store": str(store.path), "steps": meter.settings | {"n": len(meter.steps)}, **result.to_json()}
     if args.json:
         print(json.dumps(data, indent=2))
@@ -119,9 +133,25 @@ def _sweep(args) -> int:
     print(f"sweep      {args.name}: {len(result.points)} points, {result.measured} measured, "
           f"{result.from_store} from the store, {len(result.skipped)} impossible skipped")
     print("Pareto front (step accuracy up, decode ms/token down, memory down):")
-    for p in sorted(result.pareto, key=lambda p: p.decode_ms.median):
-        print(f"  {p.step:.3f}  {p.decode_ms.median:6.2f} ms/token  {p.memory_bytes / 2**20:6.2f} MiB  {p.label}")
+    for p in sorted(result.pareto, key=lambda p: p.target["decode_ms_per_token"] if p.target else p.decode_ms.median):
+        low, high = p.step_interval
+        at = (f"  at {p.target['name']}: {p.target['decode_ms_per_token']:.1f} ms/token, "
+              f"{p.target['memory_bytes_at_context'] / 2**30:.2f} GiB") if p.target else ""
+        print(f"  {p.step:.3f} [{low:.2f}, {high:.2f}]  {p.decode_ms.median:6.2f} ms/token  "
+              f"{p.memory_bytes / 2**20:6.2f} MiB{at}  {p.label}  [{p.engine}]")
     return 0
+
+
+def _engine_args(parser, default: str, store: bool = True) -> None:
+    parser.add_argument("--engine", choices=("ort", "pytorch"), default=default,
+                        help="ort: the fused ONNX graph the export writes, on ONNX Runtime; pytorch: eager "
+                             f"(the parity reference; also what runs 3/2-bit weights and KV policies) (default {default})")
+    parser.add_argument("--target", default=None, choices=("tiny", "glm-edge-1.5b", "autoglm-phone-9b"),
+                        help="also measure latency and memory at this deployment shape (ONNX Runtime, random "
+                             "weights of the recipe's precision and pruned shape; cached in the results store)")
+    if store:
+        parser.add_argument("--store", default=None, help="results database caching target measurements (default: "
+                                                          "$AUTOGLM_WORKBENCH_STORE or ~/.cache/autoglm-workbench/results.db)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--recipe", default=None,
                     help="recipe JSON file (prune / quant sections); reports the optimized model "
                          "with KL and perplexity against the unoptimized one")
+    _engine_args(ev, default="pytorch")
+    ev.add_argument("--context", type=int, default=None,
+                    help="context tokens the target's memory is computed for (default 25480, Open-AutoGLM's)")
     ev.add_argument("--json", action="store_true", help="print the report as one JSON object")
     ev.set_defaults(run=_evaluate)
     ex = sub.add_parser("export", help="export a recipe to a verified ONNX folder (decoder with KV cache)")
@@ -165,10 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--model", default=None,
                     help="HF-format GLM checkpoint folder (default: the embedded open-autoglm-tiny)")
     sw.add_argument("--episodes", default=None, help="JSONL episode file (default: data/episodes/eval.jsonl)")
-    sw.add_argument("--limit", type=int, default=16, help="steps measured per point (default 16)")
+    sw.add_argument("--limit", type=int, default=48, help="steps measured per point (default 48)")
     sw.add_argument("--store", default=None,
                     help="results database (default: $AUTOGLM_WORKBENCH_STORE or ~/.cache/autoglm-workbench/results.db)")
     sw.add_argument("--seed", type=int, default=0, help="optuna sampler seed")
+    _engine_args(sw, default="ort", store=False)
     sw.add_argument("--json", action="store_true", help="print the summary and the Pareto points as JSON")
     sw.set_defaults(run=_sweep)
     return p

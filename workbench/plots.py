@@ -481,7 +481,7 @@ def tradeoff_figure(points, baseline=None, *, sweep=(), current=None, title: str
     Returns:
         go.Figure.
     """
-    from .measure.pareto import KL_OBJECTIVES, MINIMIZE, OBJECTIVES, Objective, pareto_front
+    from .measure.pareto import objectives_for, pareto_front
 
     if y not in _Y_TITLES:
         raise ValueError(f"y must be one of {sorted(_Y_TITLES)}, got {y!r}")
@@ -493,7 +493,10 @@ def tradeoff_figure(points, baseline=None, *, sweep=(), current=None, title: str
         points, sweep = [p for p in points if id(p) in keep], [p for p in sweep if id(p) in keep]
         baseline = baseline if baseline is not None and id(baseline) in keep else None
         current = current if current is not None and _target_of(current, target) is not None else None
-    mem_max = max((p.memory_bytes for p in kept), default=1) or 1
+    def mem(p):  # marker area: memory here, or at the target's context
+        return p.target["memory_bytes_at_context"] if target is not None else p.memory_bytes
+
+    mem_max = max((mem(p) for p in kept), default=1) or 1
     fig = go.Figure()
     groups: dict[tuple[str, str], list] = {}
     for origin, pts in (("hand", points), ("sweep", sweep)):
@@ -503,15 +506,12 @@ def tradeoff_figure(points, baseline=None, *, sweep=(), current=None, title: str
         fig.add_trace(go.Scatter(
             x=[_x_of(p, target) for p in pts], y=[_y_of(p, y) for p in pts], mode="markers",
             name=f"{group} ({origin})", legendgroup=group,
-            marker=dict(size=[10 + 26 * (p.memory_bytes / mem_max) ** 0.5 for p in pts],
+            marker=dict(size=[10 + 26 * (mem(p) / mem_max) ** 0.5 for p in pts],
                         color=_group_color(group),
                         symbol="circle" if origin == "hand" else "diamond", opacity=0.75,
                         line=dict(width=1, color="white")),
             hovertext=[_hover(p, target) for p in pts], hoverinfo="text", **_error_bars(pts, y, target)))
-    base = OBJECTIVES if y == "step" else KL_OBJECTIVES
-    objectives = (base[0], Objective(f"decode ms/token{f' at {target}' if target else ''}", MINIMIZE,
-                                     lambda p: _x_of(p, target)), base[2])
-    front = sorted(pareto_front(kept, objectives), key=lambda p: _x_of(p, target))
+    front = sorted(pareto_front(kept, objectives_for(y, target is not None)), key=lambda p: _x_of(p, target))
     if front:
         fig.add_trace(go.Scatter(x=[_x_of(p, target) for p in front], y=[_y_of(p, y) for p in front],
                                  mode="lines", line=dict(color="#444", dash="dot", width=1.5, shape="hv"),

@@ -4,6 +4,9 @@ A point is keyed by its recipe, the model's fingerprint, the hash of the steps i
 and the library versions (`point_key`); asking for the same key again returns the stored record
 instantly, also after a kernel restart. Each row keeps its provenance (versions, machine, time, what
 measured it, where it came from: a hand-picked point or a sweep) and the record with its spreads.
+A second table keeps the latency measured at a deployment target's shape (`get_target` /
+`put_target`, keyed by `workbench.measure.target.target_key`): it depends on shape and precision,
+not on the loaded model, so recipes that deploy the same shape share one row.
 
 Safety:
 - every write is one transaction (write-ahead log): a killed kernel loses at most the point being
@@ -42,7 +45,13 @@ CREATE TABLE IF NOT EXISTS wb_points (
     measured_by TEXT NOT NULL,
     origin TEXT NOT NULL,
     record TEXT NOT NULL
-)""", "CREATE INDEX IF NOT EXISTS wb_points_by_data ON wb_points (model_fingerprint, data_hash)")
+)""", "CREATE INDEX IF NOT EXISTS wb_points_by_data ON wb_points (model_fingerprint, data_hash)", """
+CREATE TABLE IF NOT EXISTS wb_targets (
+    key TEXT PRIMARY KEY,
+    record TEXT NOT NULL,
+    machine TEXT NOT NULL,
+    measured_at TEXT NOT NULL
+)""")  # wb_targets: created in older files too on opening (same schema version)
 
 
 class StoreError(RuntimeError):
@@ -177,6 +186,39 @@ class ResultsStore:
         finally:
             con.close()
         return _entry(row)
+
+    def get_target(self, key: str) -> dict | None:
+        """The target measurement (a `TargetRecord.to_json()`) stored under `key`, or None.
+
+        Args:
+            key: `workbench.measure.target.target_key`.
+        Returns:
+            The record dict, or None.
+        """
+        con = self._connect()
+        try:
+            row = con.execute("SELECT record FROM wb_targets WHERE key = ?", (key,)).fetchone()
+        finally:
+            con.close()
+        return json.loads(row[0]) if row else None
+
+    def put_target(self, key: str, record: dict, machine: dict) -> None:
+        """Store (or replace) one target measurement in a single transaction.
+
+        Args:
+            key: `workbench.measure.target.target_key`.
+            record: the `TargetRecord.to_json()`.
+            machine: what measured it (`workbench.measure.provenance.machine()`).
+        """
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        con = self._connect()
+        try:
+            with con:  # BEGIN ... COMMIT, or ROLLBACK on error
+                con.execute("BEGIN IMMEDIATE")
+                con.execute("INSERT OR REPLACE INTO wb_targets VALUES (?, ?, ?, ?)",
+                            (key, _canonical(record), _canonical(machine), now))
+        finally:
+            con.close()
 
     def entries(self, *, model_fingerprint: str | None = None, data_hash: str | None = None,
                 origin: str | None = None) -> list[Entry]:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from tqdm.auto import tqdm
 
-from .measure.pareto import OBJECTIVES, pareto_front
+from .measure.pareto import objectives_for, pareto_front
+from .measure.point import with_target
 from .recipe import SECTIONS, Recipe, RecipeError, is_default_cache
 from .store import ResultsStore, cached_point
 
@@ -47,9 +48,10 @@ class SweepResult:
 
 
 def _summary(p) -> dict:
-    return {"recipe": p.recipe, "label": p.label, "step": p.step, "n": p.n, "kl": p.kl,
-            "decode_ms_per_token": p.decode_ms.median, "decode_ms_per_token_p90": p.decode_ms.p90,
-            "memory_bytes": p.memory_bytes, "weight_bytes": p.weight_bytes, "engine": p.engine}
+    return {"recipe": p.recipe, "label": p.label, "step": p.step, "step_interval": list(p.step_interval), "n": p.n,
+            "kl": p.kl, "decode_ms_per_token": p.decode_ms.median, "decode_ms_per_token_p90": p.decode_ms.p90,
+            "memory_bytes": p.memory_bytes, "weight_bytes": p.weight_bytes, "engine": p.engine,
+            **({"target": p.target} if p.target is not None else {})}
 
 
 def _value(text: str):
@@ -125,7 +127,7 @@ def grid_recipes(grid: dict[str, list], base: dict | None = None) -> tuple[list[
 
 
 def run_grid(meter, grid: dict[str, list], store: ResultsStore | None, *, name: str = "grid",
-             base: dict | None = None, progress: bool = True) -> SweepResult:
+             base: dict | None = None, progress: bool = True, target: str | None = None) -> SweepResult:
     """Measure (or fetch from the store) every valid combination of the grid.
 
     Args:
@@ -135,16 +137,33 @@ def run_grid(meter, grid: dict[str, list], store: ResultsStore | None, *, name: 
         name: the sweep's name.
         base: a recipe dict the grid's values are set on.
         progress: show a tqdm bar.
+        target: a deployment shape; each point then carries its latency and memory there, and the
+            Pareto front is taken at the target.
     """
     recipes, skipped = grid_recipes(grid, base)
     points, measured = [], 0
     bar = tqdm(recipes, desc=f"sweep {name}", disable=not progress)
     for recipe in bar:
         point, hit = cached_point(meter, recipe, store, origin=f"grid:{name}")
-        points.append(point)
+        points.append(_at(point, target, store, skipped))
         measured += not hit
         bar.set_postfix(step=f"{point.step:.3f}", new=measured)
-    return SweepResult(points, measured, len(points) - measured, skipped, pareto_front(points))
+    return _result(points, measured, skipped, target)
+
+
+def _at(point, target, store, skipped):
+    """The point at the target, or the point as it is with the reason noted in `skipped`."""
+    try:
+        return with_target(point, target, store)
+    except ValueError as e:
+        skipped.append((point.recipe, f"no {target} latency: {e}"))
+        return point
+
+
+def _result(points, measured: int, skipped, target) -> SweepResult:
+    at = [p for p in points if p.target is not None] if target not in (None, "tiny") else points
+    front = pareto_front(at, objectives_for("step", target not in (None, "tiny")))
+    return SweepResult(points, measured, len(points) - measured, skipped, front)
 
 
 def _suggest(trial, space: dict) -> dict:
@@ -159,11 +178,13 @@ def _suggest(trial, space: dict) -> dict:
 
 
 def run_optuna(meter, store: ResultsStore, *, n_trials: int = 20, study_name: str = "workbench",
-               space: dict | None = None, base: dict | None = None, seed: int = 0, progress: bool = True):
+               space: dict | None = None, base: dict | None = None, seed: int = 0, progress: bool = True,
+               target: str | None = None):
     """A multi-objective optuna study (step accuracy up, decode latency down, memory down), resumable.
 
     The study is stored in the results store's own file; calling again with the same `study_name`
-    continues it until it holds `n_trials` finished trials. Impossible combinations are pruned.
+    continues it until it holds `n_trials` finished trials. Impossible combinations are pruned. With
+    a `target`, latency and memory are those at the deployment shape (objectives and front alike).
 
     Returns:
         (SweepResult over this study's trials, the optuna Study).
@@ -172,8 +193,9 @@ def run_optuna(meter, store: ResultsStore, *, n_trials: int = 20, study_name: st
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = space or DEFAULT_SPACE
+    objectives = objectives_for("step", target not in (None, "tiny"))
     study = optuna.create_study(study_name=study_name, storage=store.storage_url, load_if_exists=True,
-                                directions=[("maximize" if s > 0 else "minimize") for _, s, _ in OBJECTIVES],
+                                directions=[("maximize" if s > 0 else "minimize") for _, s, _ in objectives],
                                 sampler=optuna.samplers.NSGAIISampler(seed=seed))
     done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
     measured = 0
@@ -189,7 +211,13 @@ def run_optuna(meter, store: ResultsStore, *, n_trials: int = 20, study_name: st
         point, hit = cached_point(meter, recipe, store, origin=f"optuna:{study_name}")
         measured += not hit
         trial.set_user_attr("recipe", recipe)
-        return tuple(get(point) for _, _, get in OBJECTIVES)
+        if target not in (None, "tiny"):
+            try:
+                point = with_target(point, target, store)
+            except ValueError as e:
+                trial.set_user_attr("skipped", str(e))
+                raise optuna.TrialPruned(str(e)) from None
+        return tuple(get(point) for _, _, get in objectives)
 
     remaining = max(0, n_trials - len(done))
     if remaining:
@@ -197,10 +225,10 @@ def run_optuna(meter, store: ResultsStore, *, n_trials: int = 20, study_name: st
     points, skipped = [], []
     for t in study.trials:
         if "recipe" in t.user_attrs and t.state == optuna.trial.TrialState.COMPLETE:
-            points.append(cached_point(meter, t.user_attrs["recipe"], store)[0])
+            points.append(_at(cached_point(meter, t.user_attrs["recipe"], store)[0], target, store, skipped))
         elif "skipped" in t.user_attrs:
             skipped.append((t.params, t.user_attrs["skipped"]))
-    return SweepResult(points, measured, len(points) - measured, skipped, pareto_front(points)), study
+    return _result(points, measured, skipped, target), study
 
 
 __all__ = ["DEFAULT_SPACE", "SweepResult", "grid_recipes", "parse_grid", "recipe_from_values", "run_grid",

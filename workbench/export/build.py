@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..measure.evaluate import DEFAULT_CALIB, DEFAULT_EPISODES
+from ..measure.evaluate import DEFAULT_CALIB, DEFAULT_EPISODES, model_name
 from ..measure.latency import measure_latency
 from ..measure.provenance import model_fingerprint
 from ..measure.records import LatencyRecord
@@ -87,22 +87,23 @@ def load_recipe(recipe):
     return recipe if isinstance(recipe, Recipe) else Recipe.from_json(recipe)
 
 
-def export_model(model, tokenizer, recipe, precision: Precision, calib_episodes=None):
+def export_model(model, tokenizer, recipe, precision: Precision, calib_episodes=None, calib=None):
     """The model the graph is written from: the recipe's prune and quant sections applied (a copy).
 
     Args:
         model, tokenizer: the loaded baseline.
         recipe: Recipe.
         precision: its Precision.
-        calib_episodes: calibration episodes (default data/episodes/calib.jsonl).
+        calib_episodes: calibration episodes (default data/episodes/calib.jsonl, its first CALIB_STEPS
+            steps: what a measured point uses).
+        calib: calibration batches to use instead (e.g. a PointMeter's, so the export is its point).
     Returns:
         The (pruned, quantized) model; `model` itself when the recipe changes no weights.
     """
-    calib = None
-    if recipe.changes_weights:
-        from ..calib import calibration_batches
+    if recipe.changes_weights and calib is None:
+        from ..calib import default_calibration
 
-        calib = calibration_batches(tokenizer, load_steps(calib_episodes or DEFAULT_CALIB))
+        calib = default_calibration(tokenizer, calib_episodes)
     return recipe_model(model, recipe, precision, calib)
 
 
@@ -158,7 +159,7 @@ def _weights_key(model, graph: str):
 def export_onnx(out, recipe=None, *, model=None, tokenizer=None, source=None, graph: str = "plain",
                 overwrite: bool = False, episodes=None, accuracy_steps: int = 32, parity_prompts: int = 4,
                 decode_steps: int = 8, latency_repeats: int = 5, quantize_lm_head: bool = False,
-                calib_episodes=None, progress: bool = True) -> ExportResult:
+                calib_episodes=None, calib=None, progress: bool = True) -> ExportResult:
     """Export a recipe to a verified ONNX folder (see module doc).
 
     Args:
@@ -175,7 +176,9 @@ def export_onnx(out, recipe=None, *, model=None, tokenizer=None, source=None, gr
         decode_steps: decode steps through the KV cache per prompt.
         latency_repeats: timed repeats (after min(2, repeats) warm-ups) for each runtime's latency.
         quantize_lm_head: quantize the output projection too (see `precision`).
-        calib_episodes: calibration episodes for pruning methods that need them.
+        calib_episodes: calibration episodes for methods that need them (their first CALIB_STEPS steps).
+        calib: calibration batches to use instead (a PointMeter's `calib`, so the export is its point:
+            the first steps of the calibration episodes, whose count the manifest records for verify).
         progress: show progress bars.
     Returns:
         ExportResult.
@@ -199,11 +202,15 @@ def export_onnx(out, recipe=None, *, model=None, tokenizer=None, source=None, gr
     elif tokenizer is None:
         raise ExportError("export_onnx(model=...) needs tokenizer= too")
     else:
-        name = _name(model)
+        name = model_name(model)
     model.eval()
     check_exportable(model)
     base_fp = model_fingerprint(model)
-    qmodel = export_model(model, tokenizer, recipe, precision, calib_episodes)
+    if calib is None and recipe.changes_weights:
+        from ..calib import default_calibration
+
+        calib = default_calibration(tokenizer, calib_episodes)
+    qmodel = export_model(model, tokenizer, recipe, precision, calib=calib)
     stages = {"load": time.perf_counter() - t_start}
     bar = tqdm(total=4, desc=f"export {graph} {precision.kind}", disable=not progress,
                bar_format="{desc}: {n}/{total} {postfix}")
@@ -244,14 +251,10 @@ def export_onnx(out, recipe=None, *, model=None, tokenizer=None, source=None, gr
             source={"model": name, "fingerprint": base_fp, "exported_fingerprint": model_fingerprint(reference)},
             lat_ort=lat_ort, lat_pt=lat_pt, folder=tmp, stages=stages,
             gate=dict(accuracy_steps=accuracy_steps, parity_prompts=parity_prompts, decode_steps=decode_steps,
-                      quantize_lm_head=quantize_lm_head, calib_episodes=str(calib_episodes) if calib_episodes else None))
+                      quantize_lm_head=quantize_lm_head, calib_episodes=str(calib_episodes) if calib_episodes else None,
+                      calib_steps=len(calib) if calib is not None else None))
         fs.write_json(tmp / fs.MANIFEST, manifest)
         fs.move_into_place(tmp, out)
         bar.update()
         bar.set_postfix_str(f"written to {out}")
     return ExportResult(out, graph, precision, report, lat_ort, lat_pt, manifest)
-
-
-def _name(model) -> str:
-    path = getattr(getattr(model, "config", None), "_name_or_path", "") or "in-memory model"
-    return DEFAULT_NAME if Path(path).name == DEFAULT_NAME else path

@@ -86,7 +86,12 @@ def verify(path, *, model=None, tokenizer=None, source=None, episodes=None, late
     elif tokenizer is None:
         raise ExportError("verify(model=...) needs tokenizer= too")
     model.eval()
-    reference = dequantized(export_model(model, tokenizer, recipe, precision, gate.get("calib_episodes")))
+    calib = None
+    if recipe.changes_weights:
+        from ..calib import CALIB_STEPS, default_calibration
+
+        calib = default_calibration(tokenizer, gate.get("calib_episodes"), n=gate.get("calib_steps") or CALIB_STEPS)
+    reference = dequantized(export_model(model, tokenizer, recipe, precision, calib=calib))
     expected = manifest["source"]["exported_fingerprint"]
     if model_fingerprint(reference) != expected:
         raise ExportError(f"the model given is not the one exported to {folder} (fingerprint "

@@ -1,28 +1,26 @@
-"""The baseline measurement: task accuracy, latency and memory of a model on an episode file."""
+"""The `workbench evaluate` report: a model (and optionally a recipe) measured on an episode file.
+
+It goes through the same `PointMeter` as the dashboard and sweeps, so the CLI, the notebooks and
+the plot report the same figures for the same recipe; `--target` adds latency and memory at a
+deployment shape (`workbench.measure.target`).
+"""
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
-from ..cache import new_cache
 from ..model import load_model
-from ..task import file_hash, load_steps
-from .accuracy import run_task, typical_prompt
-from .cache import measure_cache
-from .fidelity import kl_and_ppl, target_ids, target_logprobs
-from .latency import measure_latency
-from .memory import peak_rss_bytes, weight_bytes
+from ..task import DEFAULT_CALIB, DEFAULT_EPISODES, file_hash, load_steps
+from .memory import peak_rss_bytes
+from .point import PointMeter
 from .provenance import model_fingerprint, provenance
-from .records import MemoryRecord, Report
+from .records import AccuracyRecord, LatencyRecord, MemoryRecord, Report
 
-DEFAULT_EPISODES = Path(__file__).resolve().parents[2] / "data" / "episodes" / "eval.jsonl"
-DEFAULT_CALIB = DEFAULT_EPISODES.with_name("calib.jsonl")
-SERVICE_STEPS = 16  # steps whose batches are timed to fit the service-time model of a batching section
-SIMULATED_REQUESTS = 2000  # requests in the replayed Poisson stream
 
 
 def evaluate(source=None, episodes=None, *, model=None, tokenizer=None, limit: int | None = None,
-             recipe=None, calib_episodes=None, progress: bool = True, latency_repeats: int = 5) -> Report:
+             recipe=None, calib_episodes=None, progress: bool = True, latency_repeats: int = 5,
+             engine: str = "pytorch", target: str | None = None, store=None,
+             context_tokens: int | None = None) -> Report:
     """Measure a model on the phone-agent task.
 
     Args:
@@ -35,78 +33,60 @@ def evaluate(source=None, episodes=None, *, model=None, tokenizer=None, limit: i
         calib_episodes: calibration episodes for methods that need them (default calib.jsonl).
         progress: show progress bars.
         latency_repeats: timed repeats for latency (after 2 warm-ups).
+        engine: "pytorch" (eager, the parity reference) or "ort" (the fused ONNX graph the export
+            writes, on ONNX Runtime; recipes it cannot run fall back to PyTorch and say so).
+        target: a deployment shape ("glm-edge-1.5b", "autoglm-phone-9b"; None or "tiny": none) whose
+            latency and memory the report's `target` section gives.
+        store: a ResultsStore caching target measurements (None: measure every time).
+        context_tokens: the context memory at the target is computed for (default 25,480).
     Returns:
-        Report with accuracy, latency (PyTorch eager, batch 1, a prompt of median length),
-        memory and provenance.
+        Report with accuracy (and its 90% Wilson interval), latency (batch 1, a prompt of median
+        length), memory, provenance and, as asked, cache, serving and target sections.
     """
+    from ..recipe import Recipe
+
     episodes = Path(episodes) if episodes is not None else DEFAULT_EPISODES
     steps = load_steps(episodes, limit=limit)
     if recipe is not None:  # a bad recipe is reported before the model is loaded
-        from ..recipe import Recipe  # noqa: PLC0415
-
         recipe = recipe if isinstance(recipe, Recipe) else Recipe.from_json(recipe)
+    if target not in (None, "tiny"):
+        from .target import target_shape
+
+        target_shape(target)  # an unknown target is named before anything runs
     if model is None:
         model, tokenizer = load_model(source)
         name = str(source) if source is not None else "open-autoglm-tiny"
     elif tokenizer is None:
         raise ValueError("evaluate(model=...) needs tokenizer= too")
     else:
-        name = _name(model)
-    model.eval()
-    if recipe is not None:
-        return _evaluate_recipe(model, tokenizer, steps, recipe, calib_episodes, name, episodes,
-                                progress, latency_repeats)
-    accuracy, preds, kv_peak, kv_per_token = run_task(model, tokenizer, steps, progress=progress)
-    latency = measure_latency(model, typical_prompt(tokenizer, steps), repeats=latency_repeats)
-    memory = MemoryRecord(weight_bytes(model), kv_peak, kv_per_token, peak_rss_bytes())
+        name = model_name(model)
+    calib = None
+    if recipe is not None and recipe.changes_weights:
+        from ..calib import default_calibration
+
+        calib = default_calibration(tokenizer, calib_episodes)
+    meter = PointMeter(model, tokenizer, steps, calib, latency_repeats=latency_repeats, progress=progress,
+                       engine=engine)
+    point = meter(recipe or Recipe(), fidelity=recipe is not None and recipe.changes_weights)
+    accuracy = AccuracyRecord(point.n, point.step, point.type, point.exact, point.parse_failure, point.kl, point.ppl)
+    latency = LatencyRecord(point.prefill_ms, point.decode_ms, point.prompt_tokens, point.engine, point.threads)
+    memory = MemoryRecord(point.weight_bytes, point.kv_bytes, point.kv_bytes_per_token, peak_rss_bytes())
     prov = provenance(model, name, str(episodes), file_hash(episodes))
-    return Report(accuracy, latency, memory, prov, preds)
+    if recipe is not None:
+        prov = dict(prov, recipe=recipe.to_json(), base_model_fingerprint=model_fingerprint(model))
+    target_json = None
+    if target not in (None, "tiny"):
+        from .target import measure_target
+
+        kwargs = {} if context_tokens is None else {"context_tokens": context_tokens}
+        target_json = measure_target(recipe or Recipe(), target, store=store, progress=progress, **kwargs).to_json()
+    return Report(accuracy, latency, memory, prov, point.predictions, point.cache, point.serving, target_json)
 
 
-def _name(model) -> str:
+def model_name(model) -> str:
+    """How a loaded model is named in reports: "open-autoglm-tiny" or the folder it came from."""
     path = getattr(getattr(model, "config", None), "_name_or_path", "") or "in-memory model"
     return "open-autoglm-tiny" if Path(path).name == "open-autoglm-tiny" else path
 
 
-def _evaluate_recipe(base, tokenizer, steps, recipe, calib_episodes, name, episodes, progress,
-                     latency_repeats) -> Report:
-    from ..calib import calibration_batches
-    from ..recipe import Recipe, apply_recipe
-
-    recipe = recipe if isinstance(recipe, Recipe) else Recipe.from_json(recipe)
-    model = base
-    if recipe.changes_weights:
-        calib = calibration_batches(tokenizer, load_steps(calib_episodes or DEFAULT_CALIB))
-        model, _ = apply_recipe(base, recipe, calib=calib)
-    report = evaluate(episodes=episodes, model=model, tokenizer=tokenizer, limit=len(steps),
-                      progress=progress, latency_repeats=latency_repeats)
-    accuracy, latency, memory = report.accuracy, report.latency, report.memory
-    cache = serving = None
-    if recipe.changes_weights:
-        ref = target_logprobs(base, tokenizer, steps, progress=progress)
-        got = target_logprobs(model, tokenizer, steps, progress=progress)
-        kl, ppl = kl_and_ppl(ref, got, [target_ids(tokenizer, s) for s in steps])
-        accuracy = dataclasses.replace(accuracy, kl=kl, ppl=ppl)
-    if recipe.cache is not None:  # accuracy and KV under the policy, steps in episode order
-        rec, _ = measure_cache(model, tokenizer, steps, recipe.cache, progress=progress)
-        accuracy = dataclasses.replace(accuracy, step=rec.step, type=rec.type)
-        memory = dataclasses.replace(memory, kv_bytes=rec.kv_bytes, kv_bytes_per_token=rec.kv_bytes_per_token)
-        cache = rec.to_json()
-        layers = model.config.num_hidden_layers
-        latency = measure_latency(model, typical_prompt(tokenizer, steps), repeats=latency_repeats,
-                                  cache_factory=lambda: new_cache(recipe.cache, layers))
-        latency = dataclasses.replace(latency, engine=f"{latency.engine}, cache {recipe.cache.label}")
-    if recipe.batching is not None:  # replay over service times measured on this model
-        from ..serve import measure_service_times, simulate  # noqa: PLC0415
-
-        service = measure_service_times(model, tokenizer, steps[:SERVICE_STEPS], recipe.batching.timed_batch_sizes,
-                                        progress=progress)
-        serving = simulate(recipe.batching, service, n_requests=SIMULATED_REQUESTS).to_json()
-    prov = dict(report.provenance, model=name, recipe=recipe.to_json(),
-                base_model_fingerprint=model_fingerprint(base))
-    return dataclasses.replace(report, accuracy=accuracy, latency=latency, memory=memory, cache=cache,
-                               serving=serving,
-                               provenance=prov)
-
-
-__all__ = ["DEFAULT_EPISODES", "evaluate"]
+__all__ = ["DEFAULT_CALIB", "DEFAULT_EPISODES", "evaluate", "model_name"]

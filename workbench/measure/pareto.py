@@ -55,6 +55,27 @@ OBJECTIVES = (Objective("step accuracy", MAXIMIZE, lambda p: p.step, step_interv
 KL_OBJECTIVES = (Objective("KL to the baseline", MINIMIZE, lambda p: p.kl), *OBJECTIVES[1:])
 
 
+def _target_decode_ms(point) -> float:
+    return point.target["decode_ms_per_token"]
+
+
+def _target_memory(point) -> int:
+    return point.target["memory_bytes_at_context"]
+
+
+def objectives_for(y: str = "step", target: bool = False) -> tuple:
+    """The front's objectives: accuracy ("step", by interval) or fidelity ("kl") up, and latency and
+    memory down, on this machine or, with `target`, at the points' deployment shape
+    (`point.target`: decode ms/token and memory at its context)."""
+    if y not in ("step", "kl"):
+        raise ValueError(f"y must be 'step' or 'kl', got {y!r}")
+    first = (OBJECTIVES if y == "step" else KL_OBJECTIVES)[0]
+    if not target:
+        return (first, *OBJECTIVES[1:])
+    return (first, Objective("target decode ms/token", MINIMIZE, _target_decode_ms),
+            Objective("target memory bytes", MINIMIZE, _target_memory))
+
+
 def _span(value, sense) -> tuple[float, float]:
     """A value or (low, high) interval as an interval in "bigger is better" units."""
     low, high = value if isinstance(value, tuple) else (value, value)
@@ -132,4 +153,4 @@ def pareto_front(points, objectives=OBJECTIVES) -> list:
 
 
 __all__ = ["CONFIDENCE", "KL_OBJECTIVES", "MAXIMIZE", "MINIMIZE", "OBJECTIVES", "Objective", "compare", "dominates",
-           "pareto_front", "pareto_indices", "step_interval"]
+           "objectives_for", "pareto_front", "pareto_indices", "step_interval"]

@@ -22,7 +22,7 @@ from .accuracy import run_task, typical_prompt
 from .fidelity import kl_and_ppl, target_ids, target_logprobs, task_and_logprobs_ort
 from .latency import measure_latency, measure_ort_latency
 from .memory import weight_bytes
-from .records import Spread, wilson_interval
+from .records import AccuracyRecord, Spread, wilson_interval
 
 ENGINES = ("ort", "pytorch")
 
@@ -48,8 +48,8 @@ class Point:
     step: float
     type: float
     parse_failure: float
-    kl: float
-    ppl: float
+    kl: float | None  # None where fidelity was not measured (`evaluate` of a model without a recipe)
+    ppl: float | None
     prefill_ms: Spread
     decode_ms: Spread
     weight_bytes: int
@@ -59,6 +59,11 @@ class Point:
     cache: dict | None = None
     serving: dict | None = None
     target: dict | None = None  # latency and memory at a deployment shape (workbench.measure.target)
+    exact: float | None = None
+    kv_bytes_per_token: float = 0.0
+    prompt_tokens: int = 0  # the prompt latency was measured at
+    threads: int = 0
+    predictions: list = dataclasses.field(default_factory=list, compare=False, repr=False)  # not stored
 
     @property
     def step_interval(self) -> tuple[float, float]:
@@ -75,11 +80,13 @@ class Point:
         return self.weight_bytes + self.kv_bytes
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        del data["predictions"]
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> "Point":
-        data = dict(data)
+        data = dict(data)  # rows stored before a field existed take its default
         for key in ("prefill_ms", "decode_ms"):
             data[key] = Spread(**data[key])
         return cls(**data)
@@ -135,12 +142,12 @@ class PointMeter:
         self.settings = {"latency_repeats": latency_repeats, "service_steps": SERVICE_STEPS,
                          "simulated_requests": SIMULATED_REQUESTS, "engine": engine}
         self._targets = [target_ids(tokenizer, s) for s in self.steps]
-        self._ref = target_logprobs(model, tokenizer, self.steps, progress=progress)
+        self._ref = None  # the baseline's target log-probs (`reference`), computed on first use
         self._typical = typical_prompt(tokenizer, self.steps)
         self._services: dict = {}  # service-time model per weights recipe and batch sizes
 
     @classmethod
-    def load(cls, source=None, episodes=None, *, limit: int = 48, calib_steps: int = 64,
+    def load(cls, source=None, episodes=None, *, limit: int = 48, calib_steps: int | None = None,
              latency_repeats: int = 3, progress: bool = False, engine: str = "ort") -> "PointMeter":
         """Load a model (None: open-autoglm-tiny) and the first `limit` steps of an episode file.
 
@@ -148,32 +155,34 @@ class PointMeter:
             source: model folder (see workbench.model.load_model).
             episodes: JSONL episode file (None: data/episodes/eval.jsonl).
             limit: steps measured per point.
-            calib_steps: calibration prompts (data/episodes/calib.jsonl) for Wanda, SparseGPT, GPTQ.
+            calib_steps: calibration prompts (data/episodes/calib.jsonl) for Wanda, SparseGPT, GPTQ
+                (default `workbench.calib.CALIB_STEPS`, what evaluate and export use).
             latency_repeats: timed repeats per latency figure.
             progress: show tqdm bars.
             engine: "ort" (ONNX Runtime, the exported graph) or "pytorch".
         Raises:
             ModelLoadError, EpisodeError: a bad model folder or episode file (the message says which).
         """
-        from ..calib import calibration_batches
+        from ..calib import CALIB_STEPS, default_calibration
         from ..model import load_model
-        from ..task import load_steps
-        from .evaluate import DEFAULT_CALIB, DEFAULT_EPISODES
+        from ..task import DEFAULT_EPISODES, load_steps
 
         steps = load_steps(episodes if episodes is not None else DEFAULT_EPISODES, limit=limit)
         model, tokenizer = load_model(source)
-        calib = calibration_batches(tokenizer, load_steps(DEFAULT_CALIB), n=calib_steps)
+        calib = default_calibration(tokenizer, n=calib_steps or CALIB_STEPS)
         meter = cls(model, tokenizer, steps, calib, latency_repeats=latency_repeats, progress=progress, engine=engine)
         meter.source = source
+        meter.reference  # noqa: B018 - the baseline's log-probs now, not on the first point
         return meter
 
-    def __call__(self, recipe, *, on_progress=None) -> Point:
+    def __call__(self, recipe, *, on_progress=None, fidelity: bool = True) -> Point:
         """Apply `recipe` (Recipe, dict or JSON) to a copy of the baseline and measure it.
 
         Args:
             recipe: the Recipe (prune and quant change the weights; cache and batching are measured).
             on_progress: `fn(done, total)` called as the measurement advances; it may raise (e.g.
                 `Cancelled`) to stop it, and then nothing is returned.
+            fidelity: measure KL and perplexity against the baseline (False: they are None).
         Raises:
             RecipeError: a bad recipe (before anything runs).
         """
@@ -197,13 +206,11 @@ class PointMeter:
             apply_recipe(self.model, weights, calib=self.calib)
         refusal = ort_refusal(recipe, model) if self.engine == "ort" else None
         if self.engine == "ort" and refusal is None:
-            step, type_, parse_failure, kv, kl, ppl, lat, wbytes, engine = self._on_ort(model, tick)
-            cache = None
+            m = self._on_ort(model, tick, fidelity)
         else:
-            step, type_, parse_failure, kv, kl, ppl, lat, cache = self._on_pytorch(model, recipe, tick)
+            m = self._on_pytorch(model, recipe, tick, fidelity)
             kernels = getattr(reports.get("quant"), "kernels", ())
-            wbytes = weight_bytes(model)
-            engine = lat.engine + (f" ({', '.join(kernels)})" if kernels else "") + \
+            m.engine += (f" ({', '.join(kernels)})" if kernels else "") + \
                 (f", cache {recipe.cache.label}" if recipe.cache is not None else "") + \
                 (f"; not onnxruntime: {refusal}" if refusal else "")
         tick()
@@ -215,48 +222,78 @@ class PointMeter:
                 self._services[service_key] = measure_service_times(
                     model, self.tokenizer, self.steps[:SERVICE_STEPS], service_key[1], progress=self.progress,
                     on_step=tick)
-            rep = simulate(recipe.batching, self._services[service_key], SIMULATED_REQUESTS)
-            serving = {k: rep.to_json()[k] for k in ("window_ms", "max_batch", "arrival_rate", "p50_ms", "p99_ms",
-                                                     "throughput_rps", "mean_batch")}
+            serving = simulate(recipe.batching, self._services[service_key], SIMULATED_REQUESTS).to_json()
             serving["engine"] = "replayed over pytorch-eager service times"
-        return Point(recipe.to_json(), n, step, type_, parse_failure, kl, ppl, lat.prefill_ms,
-                     lat.decode_ms_per_token, wbytes, engine, time.perf_counter() - t0, kv, cache, serving)
+        acc, lat = m.accuracy, m.latency
+        return Point(recipe.to_json(), n, acc.step, acc.type, acc.parse_failure, m.kl, m.ppl, lat.prefill_ms,
+                     lat.decode_ms_per_token, m.weight_bytes, m.engine, time.perf_counter() - t0, m.kv_bytes,
+                     m.cache, serving, None, acc.exact, m.kv_bytes_per_token, lat.prompt_tokens, lat.threads,
+                     m.predictions)
 
-    def _on_ort(self, model, tick):
+    def _on_ort(self, model, tick, fidelity: bool = True) -> "_Measured":
         """Accuracy, KL, latency and stored bytes of the fused ONNX graph of `model` on ONNX Runtime."""
         from ..ort import fused_decoder, precision_label
 
         decoder = fused_decoder(model)
         engine = f"onnxruntime-fused ({precision_label(model)})"
-        acc, _, gens, got = task_and_logprobs_ort(decoder, self.tokenizer, self.steps, progress=self.progress,
-                                                  on_step=lambda: (tick(), tick()))
-        kv = max((g.kv_bytes for g in gens), default=0)
-        kl, ppl = kl_and_ppl(self._ref, got, self._targets)
+        acc, preds, gens, got = task_and_logprobs_ort(decoder, self.tokenizer, self.steps, progress=self.progress,
+                                                      on_step=lambda: (tick(), tick()))
+        peak = max(gens, key=lambda g: g.kv_bytes)
+        kl, ppl = kl_and_ppl(self.reference, got, self._targets) if fidelity else (None, None)
         lat = measure_ort_latency(decoder, self._typical.numpy(), repeats=self.latency_repeats, engine=engine)
-        return acc.step, acc.type, acc.parse_failure, kv, kl, ppl, lat, decoder.weight_bytes, engine
+        per_token = peak.kv_bytes / (peak.prompt_tokens + len(peak.tokens))
+        return _Measured(acc, preds, peak.kv_bytes, per_token, kl, ppl, lat, decoder.weight_bytes, engine)
 
-    def _on_pytorch(self, model, recipe, tick):
+    def _on_pytorch(self, model, recipe, tick, fidelity: bool = True) -> "_Measured":
         """Accuracy, KL and latency of `model` in PyTorch eager (under the recipe's cache policy, if any)."""
         cache, factory = None, None
         if recipe.cache is not None:
             from ..cache import new_cache
+            from ..task import aggregate
             from .cache import measure_cache
 
             rec, preds = measure_cache(model, self.tokenizer, self.steps, recipe.cache, progress=self.progress,
                                        on_step=tick)
-            step, type_, kv = rec.step, rec.type, rec.kv_bytes
-            parse_failure = sum(not p.parsed for p in preds) / len(preds)
-            cache = {"policy": rec.config["policy"], "prefix_hit_rate": rec.prefix_hit_rate,
-                     "prefill_ms_per_step": rec.prefill_ms_mean, "prefix_bytes": rec.prefix_bytes}
+            scores = aggregate(preds)
+            acc = AccuracyRecord(scores.n, rec.step, rec.type, scores.exact, scores.parse_failure)
+            kv, per_token, cache = rec.kv_bytes, rec.kv_bytes_per_token, rec.to_json()
             layers = model.config.num_hidden_layers
             factory = lambda: new_cache(recipe.cache, layers)  # noqa: E731
         else:
-            acc, _, kv, _ = run_task(model, self.tokenizer, self.steps, progress=self.progress, on_step=tick)
-            step, type_, parse_failure = acc.step, acc.type, acc.parse_failure
-        kl, ppl = kl_and_ppl(self._ref, target_logprobs(model, self.tokenizer, self.steps, progress=False,
-                                                        on_step=tick), self._targets)
+            acc, preds, kv, per_token = run_task(model, self.tokenizer, self.steps, progress=self.progress,
+                                                 on_step=tick)
+        kl = ppl = None
+        if fidelity:
+            kl, ppl = kl_and_ppl(self.reference, target_logprobs(model, self.tokenizer, self.steps, progress=False,
+                                                                 on_step=tick), self._targets)
+        else:
+            for _ in self.steps:
+                tick()
         lat = measure_latency(model, self._typical, repeats=self.latency_repeats, cache_factory=factory)
-        return step, type_, parse_failure, kv, kl, ppl, lat, cache
+        return _Measured(acc, preds, kv, per_token, kl, ppl, lat, weight_bytes(model), lat.engine, cache)
+
+    @property
+    def reference(self) -> list:
+        """The baseline's target log-probabilities (PyTorch), computed on first use."""
+        if self._ref is None:
+            self._ref = target_logprobs(self.model, self.tokenizer, self.steps, progress=self.progress)
+        return self._ref
+
+
+@dataclass
+class _Measured:
+    """What one engine measured of a model (internal to PointMeter)."""
+
+    accuracy: AccuracyRecord
+    predictions: list
+    kv_bytes: int
+    kv_bytes_per_token: float
+    kl: float
+    ppl: float
+    latency: object
+    weight_bytes: int
+    engine: str
+    cache: dict | None = None
 
 
 def ort_refusal(recipe, model) -> str | None:
@@ -290,3 +327,25 @@ def _data_hash(steps_digest: str, calib) -> str:
     for batch in calib or ():
         h.update(batch.numpy().tobytes())
     return h.hexdigest()
+
+
+def with_target(point: Point, target: str | None, store=None, **kwargs) -> Point:
+    """The point with its latency and memory at a deployment shape (`point.target`), or as it is.
+
+    Args:
+        point: a measured Point.
+        target: "glm-edge-1.5b", "autoglm-phone-9b", ... (None or "tiny": the point itself).
+        store: a ResultsStore caching target measurements (a recipe with the same precision and
+            pruned shape as one measured before costs nothing).
+        **kwargs: passed to `workbench.measure.target.measure_target` (e.g. context_tokens).
+    Returns:
+        A Point (a copy with `target` set).
+    Raises:
+        ValueError: an unknown target, or a recipe ONNX Runtime cannot run (3- / 2-bit weights).
+    """
+    if target in (None, "tiny"):
+        return point
+    from .target import measure_target
+
+    record = measure_target(Recipe.from_json(point.recipe), target, store=store, **kwargs)
+    return dataclasses.replace(point, target=record.to_json())

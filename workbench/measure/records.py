@@ -111,10 +111,12 @@ class Report:
     predictions: list[Prediction] = field(default_factory=list, compare=False, repr=False)
     cache: dict | None = None  # with a recipe's cache section: policy, prefix reuse, times
     serving: dict | None = None  # with a recipe's batching section: latency percentiles, throughput
+    target: dict | None = None  # with a target: latency and memory at that deployment shape
 
     def to_json(self) -> dict:
         """The JSON object `workbench evaluate --json` prints."""
         acc = {k: v for k, v in asdict(self.accuracy).items() if v is not None}
+        acc["step_interval"] = list(wilson_interval(round(self.accuracy.step * self.accuracy.n), self.accuracy.n))
         lat = self.latency
         return {
             "accuracy": acc,
@@ -128,5 +130,6 @@ class Report:
             "memory": asdict(self.memory),
             **({"cache": self.cache} if self.cache is not None else {}),
             **({"serving": self.serving} if self.serving is not None else {}),
+            **({"target": self.target} if self.target is not None else {}),
             "provenance": self.provenance,
         }

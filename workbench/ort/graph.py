@@ -60,7 +60,7 @@ class _Graph:
         pad = (-offset) % 64  # aligned, as onnx's own external-data writer does
         self.data.write(b"\0" * pad)
         offset += pad
-        self.data.write(array.tobytes())
+        self.data.write(memoryview(array).cast("B"))  # no copy of a GB-sized weight
         t = onnx.TensorProto(name=name, data_type=helper.np_dtype_to_tensor_dtype(array.dtype), dims=array.shape)
         t.data_location = onnx.TensorProto.EXTERNAL
         for key, value in (("location", self.location), ("offset", str(offset)), ("length", str(array.nbytes))):
@@ -86,7 +86,8 @@ class _Graph:
         if any(c is None for c in codes) and any(c is not None for c in codes):
             raise ValueError(f"{name}: float and quantized layers cannot share one MatMul")
         if codes[0] is None:
-            w = np.concatenate([m.weight.detach().float().t().numpy() for m in modules], axis=1)  # (in, out)
+            parts = [np.ascontiguousarray(m.weight.detach().float().t().numpy()) for m in modules]  # (in, out_i)
+            w = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)  # (in, out), C order: one copy
             biases = [None if m.bias is None else m.bias.detach().float().numpy() for m in modules]
             bias = None if all(b is None for b in biases) else np.concatenate(
                 [np.zeros(m.out_features, np.float32) if b is None else b for b, m in zip(biases, modules)])

@@ -13,6 +13,9 @@ from pathlib import Path
 
 from .grammar import Action, ActionParseError, parse_action
 
+DEFAULT_EPISODES = Path(__file__).resolve().parents[2] / "data" / "episodes" / "eval.jsonl"  # the eval split
+DEFAULT_CALIB = DEFAULT_EPISODES.with_name("calib.jsonl")  # the calibration split
+
 
 class EpisodeError(ValueError):
     """An episode file or record does not follow the schema."""
