@@ -26,6 +26,8 @@ class FakeMeter:
     fingerprint, data_hash = "fake-model", "fake-data"
     settings = {"latency_repeats": 1}
     steps, latency_repeats = [None] * 10, 1
+    model = tokenizer = calib = None  # what the export button hands on
+    engine = "ort"
 
     def __init__(self):
         self.calls = 0

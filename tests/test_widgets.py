@@ -106,9 +106,9 @@ def test_dashboard_measures_on_change_then_fetches_from_the_store(tmp_path, fake
     assert any(t.name.startswith("Pareto front") for t in dash.figure.data)
     assert dash.moved == ("prune", "ratio") and len(dash.knob_view.data[0].x) == 2  # the per-knob view
     assert dash.selection.value and "<table" in dash.table.value  # the front is selected in the table
-    dash.controls["quant.method"].value = "rtn"
-    dash.controls["quant.activations"].value = "int8"  # impossible with 4-bit weights: said, not measured
+    dash.controls["quant.method"].value = "rtn"  # a valid recipe: measured
     n = fake_meter.calls
+    dash.controls["quant.activations"].value = "int8"  # impossible with 4-bit weights: said, not measured
     assert fake_meter.calls == n and "needs quant.bits 8" in dash.readout.value
     # a new kernel: the same store gives every point back, nothing measured again
     again = dashboard(fake_meter, store=ResultsStore(store.path), threaded=False)
@@ -196,4 +196,26 @@ def test_export_button_hands_the_current_recipe_to_the_exporter(tmp_path, fake_m
     dash.export_button.click()
     (out, recipe, kw), = calls
     assert recipe == dash.current.recipe and out.parent == tmp_path and out.name == "rtn-8b-g32"
+    assert kw["calib"] is fake_meter.calib and kw["model"] is fake_meter.model  # the point's own data and model
     assert "parity gate passed" in dash.export_status.value and not dash.export_button.disabled
+
+
+def test_dashboard_draws_points_at_a_target_with_their_interval(tmp_path, fake_meter, monkeypatch):
+    """At a target the x axis is the latency measured there (a tiny stand-in shape here, to stay fast)."""
+    import workbench.measure.target as target
+    from workbench.store import ResultsStore
+    from workbench.widgets import dashboard
+
+    small = target.TargetShape("glm-edge-1.5b", 64, 2, 4, 2, 16, 128, 512)
+    monkeypatch.setitem(target.TARGETS, "glm-edge-1.5b", small)
+    store = ResultsStore(tmp_path / "r.db")
+    dash = dashboard(fake_meter, store=store, threaded=False, target="glm-edge-1.5b")
+    dash.apply({"quant": {"method": "rtn", "bits": 4, "group_size": 32}})
+    assert "at glm-edge-1.5b" in dash.figure.layout.xaxis.title.text
+    quant = next(t for t in dash.figure.data if t.name == "quant (hand)")
+    assert quant.x[0] == dash._targets[dash._target_key(dash.current)]["decode_ms_per_token"]
+    assert quant.error_y.array[0] > 0 and quant.error_y.arrayminus[0] > 0  # the Wilson interval
+    dash.y_axis.value = "kl"
+    assert "KL" in dash.figure.layout.yaxis.title.text
+    dash.target.value = "tiny"
+    assert "on this machine" in dash.figure.layout.xaxis.title.text

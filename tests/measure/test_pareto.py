@@ -72,7 +72,7 @@ def test_compare_ties_overlapping_intervals_in_both_senses():
 
 def test_an_overlapping_accuracy_gain_alone_does_not_dominate():
     base, pruned = Stand(8 / 12, 12), Stand(9 / 12, 12)
-    (bl, bh), (pl, ph) = base.step_interval, pruned.step_interval
+    (_, bh), (pl, _) = base.step_interval, pruned.step_interval
     assert pl < bh  # the intervals overlap
     front = pareto_front([base, pruned])
     assert front == [base, pruned]  # neither beats the other: the baseline stays on the front

@@ -90,7 +90,7 @@ def test_onnxruntime_is_the_default_engine_and_measures_the_fused_graph(ort_mete
 ])
 def test_what_onnxruntime_cannot_run_is_measured_in_pytorch_and_says_so(ort_meter, recipe, why):
     p = ort_meter(recipe)
-    assert p.engine.startswith("pytorch-eager") and f"not onnxruntime: " in p.engine and why in p.engine
+    assert p.engine.startswith("pytorch-eager") and "not onnxruntime: " in p.engine and why in p.engine
 
 
 def test_an_ort_point_is_what_the_exported_folder_runs(ort_meter, tmp_path):

@@ -3,7 +3,6 @@ lower layer-output error than round-to-nearest on the calibration inputs."""
 from __future__ import annotations
 
 import copy
-import math
 
 import pytest
 import torch

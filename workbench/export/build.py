@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..measure.evaluate import DEFAULT_CALIB, DEFAULT_EPISODES, model_name
+from ..measure.evaluate import DEFAULT_EPISODES, model_name
 from ..measure.latency import measure_latency
 from ..measure.provenance import model_fingerprint
 from ..measure.records import LatencyRecord

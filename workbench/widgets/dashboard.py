@@ -1,261 +1,26 @@
-"""Widget factories for the notebooks: knob controls and a measure-and-plot explorer.
-
-Notebooks only wire these together. A control change never measures by itself (a measurement
-takes seconds); the "Measure" button applies the recipe to a copy of the baseline, measures it,
-and redraws the figure with the new point.
-"""
+"""The trade-off dashboard of notebook 05: every knob, the measured points on a Pareto plot (here or at
+a deployment target), a per-knob view, a table and the export button, measured in a worker thread."""
 from __future__ import annotations
 
+import dataclasses
+import json
 import threading
 
 import ipywidgets as W
-from IPython.display import display
 
-from .plots import knob_figure
-from .prune import METHODS as PRUNE_METHODS
-from .prune.base import PATTERNS
-from .quant import METHODS as QUANT_METHODS
-from .quant.base import ACTIVATIONS, BITS, GROUP_SIZES
-from .recipe import Recipe, RecipeError, is_default_cache
+from ..recipe import Recipe, RecipeError, is_default_cache
+from .controls import STYLE, batching_controls, cache_controls, prune_controls, quant_controls, section_from
 
-_STYLE = {"description_width": "110px"}
+TARGET_CHOICES = (("tiny", "the loaded model, on this machine"),
+                  ("glm-edge-1.5b", "GLM-Edge-1.5B shape, ONNX Runtime here"),
+                  ("autoglm-phone-9b", "AutoGLM-Phone-9B text decoder, ONNX Runtime here"))
 
 
-def prune_controls(method: str = "wanda", ratio: float = 0.5) -> dict[str, W.Widget]:
-    """Pruning method, ratio and pattern."""
-    return {
-        "method": W.Dropdown(options=list(PRUNE_METHODS), value=method, description="method", style=_STYLE),
-        "ratio": W.FloatSlider(value=ratio, min=0.0, max=0.9, step=0.05, description="ratio",
-                               continuous_update=False, readout_format=".2f", style=_STYLE),
-        "pattern": W.ToggleButtons(options=list(PATTERNS), value="unstructured", description="pattern",
-                                   style=_STYLE),
-    }
-
-
-def quant_controls(method: str = "rtn", bits: int = 4) -> dict[str, W.Widget]:
-    """Quantization method, bits, group size, symmetry and activations."""
-    return {
-        "method": W.Dropdown(options=list(QUANT_METHODS), value=method, description="method", style=_STYLE),
-        "bits": W.Dropdown(options=list(BITS), value=bits, description="bits", style=_STYLE),
-        "group_size": W.Dropdown(options=[("per channel", 0)] + [(str(g), g) for g in GROUP_SIZES if g],
-                                 value=32, description="group size", style=_STYLE),
-        "symmetric": W.Checkbox(value=True, description="symmetric", style=_STYLE),
-        "activations": W.Dropdown(options=list(ACTIVATIONS), value="none", description="activations",
-                                  style=_STYLE),
-    }
-
-
-def section_from(controls: dict[str, W.Widget]) -> dict:
-    """The recipe section the controls describe (only keys the chosen method accepts)."""
-    body = {k: w.value for k, w in controls.items()}
-    if body.get("method") in ("heads", "channels"):  # structured pruning has no sparsity pattern
-        body.pop("pattern", None)
-    return body
-
-
-def knob_explorer(meter, section: str, x_key: str, baseline, points: list, controls=None) -> W.VBox:
-    """Controls for one knob, a Measure button, and the 2x2 trade-off figure that gains each point.
-
-    Args:
-        meter: a workbench.measure.point.PointMeter bound to the baseline and steps.
-        section: "prune" or "quant".
-        x_key: the knob on the x axis, e.g. "ratio" or "bits".
-        baseline: the baseline Point.
-        points: list of Points already measured (appended to in place).
-        controls: the control dict (default: prune_controls() or quant_controls()).
-    Returns:
-        The widget box (display it).
-    """
-    controls = controls or (prune_controls() if section == "prune" else quant_controls())
-
-    def measure():
-        try:
-            recipe = Recipe.from_json({section: section_from(controls)})
-        except RecipeError as e:
-            raise ValueError(str(e)) from None
-        point = meter(recipe)
-        points.append(point)
-        return (f"{point.label}: step accuracy {point.step:.3f}, KL {point.kl:.4f}, "
-                f"decode {point.decode_ms.median:.2f} ms/token, "
-                f"{point.weight_bytes / 2**20:.2f} MiB ({point.seconds:.0f} s)")
-
-    return _measure_box(controls, measure, lambda: knob_figure(points, (section, x_key), baseline))
-
-
-def _measure_box(controls: dict, measure, figure) -> W.VBox:
-    """Controls, a Measure button with a status line, and a figure redrawn after each measurement.
-
-    `measure()` measures the controls' setting and returns the status text; a ValueError or
-    RuntimeError it raises (a bad setting) is shown in red and measures nothing.
-    """
-    button = W.Button(description="Measure", button_style="primary", icon="play")
-    status = W.HTML()
-    plot = W.Output()
-
-    def redraw():
-        plot.clear_output(wait=True)
-        with plot:
-            display(figure())
-
-    def on_click(_):
-        button.disabled = True
-        status.value = "measuring ..."
-        try:
-            status.value = measure()
-        except (ValueError, RuntimeError) as e:
-            status.value = f"<span style='color:#c00'>{e}</span>"
-            return
-        finally:
-            button.disabled = False
-        redraw()
-
-    button.on_click(on_click)
-    redraw()
-    box = W.VBox([W.HBox([W.VBox(list(controls.values())), W.VBox([button, status])]), plot])
-    box.measure = lambda: on_click(None)  # for scripted use and tests
-    box.controls, box.status = controls, status
-    return box
-
-
-_SWEEP_WINDOWS_MS = (0, 1, 2, 5, 10, 20, 50, 100)
-
-
-def batching_controls(config=None, max_batch_limit: int = 32) -> dict[str, W.Widget]:
-    """Batching window (ms), max batch and arrival rate (requests/s) sliders.
-
-    Args:
-        config: a workbench.serve.BatchingConfig for the starting values (default: its defaults).
-        max_batch_limit: the max-batch slider's upper end.
-    Returns:
-        dict of the three sliders, keyed by the recipe's batching names.
-    """
-    from .serve import BatchingConfig  # imported here: the serve knob is optional for the other widgets
-
-    config = config or BatchingConfig()
-    return {
-        "window_ms": W.FloatSlider(value=config.window_ms, min=0.0, max=100.0, step=1.0, description="window (ms)",
-                                   continuous_update=False, readout_format=".0f", style=_STYLE),
-        "max_batch": W.IntSlider(value=config.max_batch, min=1, max=max_batch_limit, description="max batch",
-                                 continuous_update=False, style=_STYLE),
-        "arrival_rate": W.FloatSlider(value=config.arrival_rate, min=0.5, max=40.0, step=0.5,
-                                      description="rate (req/s)", continuous_update=False, readout_format=".1f",
-                                      style=_STYLE),
-    }
-
-
-def batching_explorer(service, *, config=None, n_requests: int = 1000, seed: int = 0, live=(),
-                      windows_ms=_SWEEP_WINDOWS_MS) -> W.VBox:
-    """Sliders for the batching knob, a readout of the simulated report, and the window-sweep figure.
-
-    Every slider change re-simulates (replay over the measured service times, well under a second):
-    the readout shows the chosen setting's report, the figure a sweep over windows at the chosen rate
-    and max batch with the chosen window marked, and any live reports at that rate and max batch.
-
-    Args:
-        service: a workbench.serve.ServiceModel measured on the model.
-        config: starting BatchingConfig (default: its defaults).
-        n_requests: requests per simulated stream.
-        seed: seed of the arrival stream.
-        live: live ServingReports to overlay where rate and max batch match.
-        windows_ms: windows of the sweep drawn in the figure.
-    Returns:
-        The widget box (display it); `box.update()` re-simulates, `box.report` is the latest report.
-    """
-    from .plots import serving_figure
-    from .serve import BatchingConfig, simulate
-
-    controls = batching_controls(config)
-    readout = W.HTML()
-    plot = W.Output()
-    box = W.VBox([W.HBox([W.VBox(list(controls.values())), readout]), plot])
-
-    def update(_=None):
-        try:
-            cfg = BatchingConfig(**{k: w.value for k, w in controls.items()})
-        except ValueError as e:
-            readout.value = f"<span style='color:#c00'>{e}</span>"
-            return
-        rep = simulate(cfg, service, n_requests, seed)
-        sweep = [rep if w == cfg.window_ms else
-                 simulate(BatchingConfig(float(w), cfg.max_batch, cfg.arrival_rate), service, n_requests, seed)
-                 for w in sorted(set(windows_ms) | {cfg.window_ms})]
-        box.report = rep
-        readout.value = (f"<b>simulated</b> ({rep.n} requests): p50 {rep.p50_ms:.0f} ms, p99 {rep.p99_ms:.0f} ms, "
-                         f"{rep.throughput_rps:.2f} req/s, {rep.tokens_per_s:.0f} tokens/s, "
-                         f"mean batch {rep.mean_batch:.2f}, queue wait {rep.queue_wait_share:.0%} of latency")
-        points = [r for r in live if r.arrival_rate == cfg.arrival_rate and r.max_batch == cfg.max_batch]
-        plot.clear_output(wait=True)
-        with plot:
-            display(serving_figure(sweep, points, mark_window=cfg.window_ms,
-                                   title=f"simulated window sweep at {cfg.arrival_rate:g} req/s, "
-                                         f"max batch {cfg.max_batch}"))
-
-    for w in controls.values():
-        w.observe(update, names="value")
-    box.controls, box.readout, box.update = controls, readout, update
-    update()
-    return box
-
-
-def cache_controls(config=None) -> dict[str, W.Widget]:
-    """KV-cache policy, sliding window and sinks, prefix-cache capacity and eviction.
-
-    Args:
-        config: a workbench.cache.CacheConfig for the starting values (default: its defaults).
-    Returns:
-        dict of controls keyed by the recipe's cache names.
-    """
-    from .cache import EVICTIONS, POLICIES, CacheConfig
-
-    config = config or CacheConfig()
-    return {
-        "policy": W.Dropdown(options=list(POLICIES), value=config.policy, description="policy", style=_STYLE),
-        "window": W.IntSlider(value=config.window, min=32, max=1024, step=32, description="window (tokens)",
-                              continuous_update=False, style=_STYLE),
-        "sinks": W.IntSlider(value=config.sinks, min=0, max=16, description="sinks", continuous_update=False,
-                             style=_STYLE),
-        "prefix_capacity_mb": W.FloatSlider(value=config.prefix_capacity_mb, min=0, max=128, step=2,
-                                            description="prefix MiB", continuous_update=False,
-                                            readout_format=".0f", style=_STYLE),
-        "eviction": W.ToggleButtons(options=list(EVICTIONS), value=config.eviction, description="eviction",
-                                    style=_STYLE),
-    }
-
-
-def cache_explorer(model, tokenizer, steps, records: list, controls=None) -> W.VBox:
-    """Controls for the KV-cache knob, a Measure button, and the cache figure that gains each setting.
-
-    Args:
-        model, tokenizer: the model to measure.
-        steps: task Steps in episode order (a few episodes keep a measurement to seconds).
-        records: CacheRecords already measured (appended to in place).
-        controls: the control dict (default: cache_controls()).
-    Returns:
-        The widget box (display it); `.measure()` runs the button's action.
-    """
-    from .cache import CacheConfig
-    from .measure.cache import measure_cache
-    from .plots import cache_figure
-
-    controls = controls or cache_controls()
-
-    def measure():
-        config = CacheConfig(**{k: w.value for k, w in controls.items()})  # ValueError: shown, not measured
-        rec, _ = measure_cache(model, tokenizer, steps, config, progress=False)
-        records.append(rec)
-        return (f"{rec.label}: step accuracy {rec.step:.3f}, KV {rec.kv_bytes / 2**20:.2f} MiB, "
-                f"prefill {rec.prefill_ms_mean:.1f} ms/step, decode {rec.decode_ms_per_token.median:.2f} "
-                f"ms/token, prefix hit rate {rec.prefix_hit_rate:.2f}")
-
-    return _measure_box(controls, measure, lambda: cache_figure(records))
-
-
-# --- the dashboard: every knob, the measured trade-off, the Pareto front, export ----------------------
 def dashboard_controls() -> dict[str, W.Widget]:
     """All four knobs, keyed "section.key": the knob explorers' controls, a method "none" added to
     pruning and quantization and an on/off box to batching (off: the section is left out)."""
     sections = {"prune": prune_controls(ratio=0.3), "quant": quant_controls(), "cache": cache_controls(),
-                "batching": {"on": W.Checkbox(value=False, description="simulate batching", style=_STYLE),
+                "batching": {"on": W.Checkbox(value=False, description="simulate batching", style=STYLE),
                              **batching_controls()}}
     for section in ("prune", "quant"):
         method = sections[section]["method"]
@@ -304,25 +69,32 @@ class Dashboard(W.VBox):
     """
 
     def __init__(self, meter, store=None, *, threaded: bool = True, export_dir=None, source=None, episodes=None,
-                 limit: int | None = None):
+                 limit: int | None = None, target: str | None = None, y: str = "step"):
         import plotly.graph_objects as go
 
         self.meter, self.store, self.threaded = meter, store, threaded
         self.export_dir = export_dir
         self.controls = dashboard_controls()
         self.model_path = W.Text(value=str(source or ""), placeholder="open-autoglm-tiny (default)",
-                                 description="model", style=_STYLE)
+                                 description="model", style=STYLE)
         self.episodes_path = W.Text(value=str(episodes or ""), placeholder="data/episodes/eval.jsonl (default)",
-                                    description="episodes", style=_STYLE)
+                                    description="episodes", style=STYLE)
         self.limit = W.BoundedIntText(value=limit or len(meter.steps), min=1, max=10000, description="steps",
-                                      style=_STYLE)
+                                      style=STYLE)
+        self.engine = W.Dropdown(options=[("ONNX Runtime (what export writes)", "ort"), ("PyTorch eager", "pytorch")],
+                                 value=getattr(meter, "engine", "ort"), description="engine", style=STYLE)
         self.load_button = W.Button(description="Load", icon="folder-open")
+        self.target = W.Dropdown(options=[(f"{name} ({what})", name) for name, what in TARGET_CHOICES],
+                                 value=target or "tiny", description="latency at", style=STYLE,
+                                 layout=W.Layout(width="420px"))
+        self.y_axis = W.ToggleButtons(options=[("step accuracy", "step"), ("KL to baseline", "kl")], value=y,
+                                      description="y axis", style=STYLE)
         self.readout = W.HTML()
         self.progress = W.IntProgress(value=0, min=0, max=1, description="", layout=W.Layout(width="260px"))
         self.cancel_button = W.Button(description="Cancel", icon="stop", disabled=True)
         self.figure = go.FigureWidget()
         self.knob_view = go.FigureWidget()
-        self.selection = W.SelectMultiple(options=[], rows=6, description="points", style=_STYLE,
+        self.selection = W.SelectMultiple(options=[], rows=6, description="points", style=STYLE,
                                           layout=W.Layout(width="420px"))
         self.table = W.HTML()
         self.export_button = W.Button(description="Export this point", icon="download", button_style="success")
@@ -332,15 +104,17 @@ class Dashboard(W.VBox):
         self.moved = ("prune", "ratio")
         self._lock, self._cancel = threading.Lock(), threading.Event()
         self._pending, self._busy, self._quiet, self._thread = None, False, False, None
+        self._targets: dict = {}  # (target, recipe) -> the point's figures there (or None)
 
         tabs = W.Tab(children=[W.VBox([self.controls[k] for k in self.controls if k.startswith(s)])
                                for s in ("prune.", "quant.", "cache.", "batching.")])
         for i, name in enumerate(("pruning", "quantization", "KV cache", "batching")):
             tabs.set_title(i, name)
-        source_row = W.HBox([self.model_path, self.episodes_path, self.limit, self.load_button])
+        source_row = W.HBox([self.model_path, self.episodes_path, self.limit, self.engine, self.load_button])
+        view_row = W.HBox([self.target, self.y_axis])
         status_row = W.HBox([self.progress, self.cancel_button, self.readout])
         table_row = W.HBox([self.selection, W.VBox([self.export_button, self.export_status])])
-        super().__init__([source_row, tabs, status_row, self.figure, self.knob_view, table_row, self.table])
+        super().__init__([source_row, tabs, view_row, status_row, self.figure, self.knob_view, table_row, self.table])
 
         for name, w in self.controls.items():
             w.observe(lambda change, name=name: self._on_change(name), names="value")
@@ -348,6 +122,8 @@ class Dashboard(W.VBox):
         self.load_button.on_click(lambda _: self._submit(("load", None)))
         self.export_button.on_click(lambda _: self._submit(("export", self.current)))
         self.selection.observe(lambda _: self._draw_table(), names="value")
+        self.target.observe(lambda _: self._submit(("targets", None)), names="value")
+        self.y_axis.observe(lambda _: self._redraw(), names="value")
         self._enable()
         self._submit(("start", None))
 
@@ -433,15 +209,15 @@ class Dashboard(W.VBox):
 
     # -- jobs (run in the worker) ----------------------------------------------------------------
     def _tick(self, done: int, total: int) -> None:
-        from .measure.point import Cancelled
+        from ..measure.point import Cancelled
 
         self.progress.max, self.progress.value = max(total, 1), done
         if self._cancel.is_set():
             raise Cancelled
 
     def _do_start(self, _) -> None:
-        from .measure.point import Point
-        from .store import cached_point, stored_entries
+        from ..measure.point import Point
+        from ..store import cached_point, stored_entries
 
         self.readout.value = "measuring the baseline ..."
         self.baseline, _ = cached_point(self.meter, {}, self.store, on_progress=self._tick)
@@ -451,21 +227,51 @@ class Dashboard(W.VBox):
         self.current = self.baseline
         self.readout.value = (f"baseline: step accuracy {self.baseline.step:.3f} on {self.baseline.n} steps, "
                               f"{len(self.hand)} hand-picked and {len(self.sweep)} sweep points from the store")
+        if self.target.value != "tiny":
+            self._do_targets(None)
+        else:
+            self._redraw()
+
+    def _do_targets(self, _) -> None:
+        """Give every point its latency and memory at the chosen target (store-cached), then redraw."""
+        name = self.target.value
+        if name != "tiny":
+            pts = [self.baseline, *self.hand, *self.sweep]
+            for i, p in enumerate(pts):
+                self.progress.max, self.progress.value = len(pts), i
+                self.readout.value = f"latency at {name}: {p.label} ({i + 1} of {len(pts)}) ..."
+                self._at_target(p)
+            self.progress.value = self.progress.max
+            self.readout.value = f"latency at {name}: {len(self._targets)} shapes measured or from the store"
         self._redraw()
 
+    def _at_target(self, point):
+        """`point` with its target figures (None if ONNX Runtime cannot run it there); kept per recipe."""
+        from ..measure.point import with_target
+
+        name, key = self.target.value, self._target_key(point)
+        if key not in self._targets:
+            try:
+                self._targets[key] = with_target(point, name, self.store).target
+            except ValueError as e:  # e.g. 3-bit weights: no ONNX Runtime kernel, so no deployed latency
+                self._targets[key] = None
+                self.export_status.value = f"no latency at {name} for {point.label}: {e}"
+        return dataclasses.replace(point, target=self._targets[key])
+
     def _do_load(self, _) -> None:
-        from .measure.point import PointMeter
+        from ..measure.point import PointMeter
 
         self.readout.value = "loading ..."
         self.meter = PointMeter.load(self.model_path.value.strip() or None, self.episodes_path.value.strip() or None,
-                                     limit=self.limit.value, latency_repeats=self.meter.latency_repeats)
+                                     limit=self.limit.value, latency_repeats=self.meter.latency_repeats,
+                                     engine=self.engine.value)
         self._do_start(None)
 
     def _do_point(self, recipe: dict) -> None:
         import time
 
-        from .measure.point import Cancelled
-        from .store import cached_point
+        from ..measure.point import Cancelled
+        from ..store import cached_point
 
         t0 = time.perf_counter()
         self.cancel_button.disabled = False
@@ -478,6 +284,9 @@ class Dashboard(W.VBox):
         if point.recipe and all(p.recipe != point.recipe for p in self.hand + self.sweep):
             self.hand.append(point)
         self.current = point
+        if self.target.value != "tiny":
+            self.readout.value = f"measuring the latency of {point.label} at {self.target.value} (once per shape) ..."
+            self._at_target(point)
         self._redraw()
         how = "from the store" if hit else f"measured ({point.engine})"
         self.readout.value = (f"<b>{point.label}</b>: step accuracy {point.step:.3f} (n={point.n}), "
@@ -491,7 +300,7 @@ class Dashboard(W.VBox):
         import tempfile
         from pathlib import Path
 
-        from .export import export_onnx
+        from ..export import export_onnx
 
         if point is None:
             self.export_status.value = "measure a point first"
@@ -501,8 +310,8 @@ class Dashboard(W.VBox):
             root = Path(self.export_dir or tempfile.mkdtemp(prefix="autoglm-export-"))
             out = root / (re.sub(r"[^A-Za-z0-9.]+", "-", point.label).strip("-") or "baseline")
             self.export_status.value = f"exporting {point.label} to {out} ..."
-            result = export_onnx(out, point.recipe or None, source=getattr(self.meter, "source", None),
-                                 overwrite=True, progress=False)
+            result = export_onnx(out, point.recipe or None, model=self.meter.model, tokenizer=self.meter.tokenizer,
+                                 calib=self.meter.calib, overwrite=True, progress=False)
             self.export_status.value = (f"exported to <code>{result.path}</code>: parity gate passed, "
                                         f"ONNX Runtime {result.latency_onnxruntime.decode_ms_per_token.median:.2f} "
                                         f"ms/token")
@@ -530,13 +339,18 @@ class Dashboard(W.VBox):
         return self.hand + self.sweep
 
     def _redraw(self) -> None:
-        from .plots import knob_view_figure, tradeoff_figure
+        from ..plots import knob_view_figure, tradeoff_figure
 
-        _replace(self.figure, tradeoff_figure(self.hand, self.baseline, sweep=self.sweep, current=self.current))
+        target = None if self.target.value == "tiny" else self.target.value
+        at = (lambda p: p) if target is None else self._at_target_cached
+        _replace(self.figure, tradeoff_figure([at(p) for p in self.hand], at(self.baseline) if self.baseline else None,
+                                              sweep=[at(p) for p in self.sweep],
+                                              current=at(self.current) if self.current else None,
+                                              y=self.y_axis.value, target=target, model=self._model_name()))
         section, key = self.moved
         related = _related(self.points, self.current.recipe if self.current else {}, section, key)
         _replace(self.knob_view, knob_view_figure(related, section, key, self.baseline))
-        from .measure.pareto import pareto_front
+        from ..measure.pareto import pareto_front
 
         labels = [(f"{p.label} ({p.step:.3f}, {p.decode_ms.median:.2f} ms)", i) for i, p in enumerate(self.points)]
         front = {id(p) for p in pareto_front(self.points)}
@@ -544,8 +358,19 @@ class Dashboard(W.VBox):
         self.selection.value = tuple(i for _, i in labels if id(self.points[i]) in front)
         self._draw_table()
 
+    def _target_key(self, point) -> tuple[str, str]:
+        return self.target.value, json.dumps(point.recipe, sort_keys=True)
+
+    def _at_target_cached(self, point):
+        return dataclasses.replace(point, target=self._targets.get(self._target_key(point)))
+
+    def _model_name(self) -> str:
+        from ..measure.evaluate import model_name
+
+        return model_name(self.meter.model)
+
     def _draw_table(self) -> None:
-        from .plots import points_frame
+        from ..plots import points_frame
 
         chosen = [self.points[i] for i in self.selection.value if i < len(self.points)]
         self.table.value = points_frame(chosen).to_html(index=False, border=0) if chosen else ""
@@ -560,7 +385,7 @@ def _replace(fig, new) -> None:
 
 
 def dashboard(meter=None, *, store=None, source=None, episodes=None, limit: int | None = None, threaded: bool = True,
-              export_dir=None) -> Dashboard:
+              export_dir=None, target: str | None = None, y: str = "step", engine: str = "ort") -> Dashboard:
     """The trade-off explorer of notebook 05 (see `Dashboard`).
 
     Args:
@@ -573,10 +398,10 @@ def dashboard(meter=None, *, store=None, source=None, episodes=None, limit: int 
     Returns:
         The Dashboard widget (display it; `.apply(recipe)` sets the controls and waits for the point).
     """
-    from .measure.point import PointMeter
+    from ..measure.point import PointMeter
 
-    meter = meter if meter is not None else PointMeter.load(source, episodes, limit=limit or 12)
+    meter = meter if meter is not None else PointMeter.load(source, episodes, limit=limit or 48, engine=engine)
     box = Dashboard(meter, store, threaded=threaded, export_dir=export_dir, source=source or getattr(meter, "source", None),
-                    episodes=episodes, limit=limit or len(meter.steps))
+                    episodes=episodes, limit=limit or len(meter.steps), target=target, y=y)
     box.wait()
     return box
