@@ -39,10 +39,10 @@ from workbench.export.precision import Precision, dequantized, pack_plain  # noq
 from workbench.export.wrapper import cache_kwarg, export_plain  # noqa: E402
 from workbench.ort import OrtDecoder  # noqa: E402
 from workbench.ort.graph import export_fused  # noqa: E402
+from workbench.measure.target import TARGETS  # noqa: E402
 from workbench.model.synthetic import jitter_norms_and_biases_  # noqa: E402
 
-EDGE_15B = dict(hidden_size=2048, num_hidden_layers=28, num_attention_heads=16, num_key_value_heads=4, head_dim=128,
-                intermediate_size=6144, vocab_size=59264)
+EDGE_15B = TARGETS["glm-edge-1.5b"].config_kwargs()
 PRECISIONS = {  # int8 / int4: the workbench's RTN codes in MatMulNBits, accuracy_level 4, lm_head quantized too
     "fp32": Precision(),
     "int8": Precision("int8", 8, 32, True, 4, True, "rtn"),

@@ -29,10 +29,10 @@ from transformers import GlmConfig, GlmForCausalLM  # noqa: E402
 
 from workbench.measure.latency import measure_latency  # noqa: E402
 from workbench.measure.memory import peak_rss_bytes, weight_bytes  # noqa: E402
+from workbench.measure.target import TARGETS  # noqa: E402
 from workbench.recipe import Recipe, apply_recipe  # noqa: E402
 
-EDGE_1P5B = dict(hidden_size=2048, intermediate_size=6144, num_attention_heads=16, num_key_value_heads=4,
-                 head_dim=128, vocab_size=59264, partial_rotary_factor=0.5, attention_bias=True,
+EDGE_1P5B = dict(TARGETS["glm-edge-1.5b"].config_kwargs(), partial_rotary_factor=0.5, attention_bias=True,
                  max_position_embeddings=8192, tie_word_embeddings=False)
 
 RECIPES = [

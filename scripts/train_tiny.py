@@ -36,8 +36,8 @@ MODEL_SHAPE = dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=8, 
                    max_position_embeddings=2048, tie_word_embeddings=True, rms_norm_eps=1e-5)
 
 
-def train_tokenizer(texts, vocab_size: int, number_tokens: bool = True) -> PreTrainedTokenizerFast:
-    """Byte-level BPE; numbers 0..999 one token each (or digit by digit without `number_tokens`).
+def train_tokenizer(texts, vocab_size: int) -> PreTrainedTokenizerFast:
+    """Byte-level BPE with the numbers 0..999 one token each.
 
     A coordinate is then one token, copied from the screen line to the action in one step: with
     digits one per token, a first model found the right element but wrote `[910,262]` for
@@ -58,8 +58,7 @@ def train_tokenizer(texts, vocab_size: int, number_tokens: bool = True) -> PreTr
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(texts, trainer)
-    if number_tokens:
-        tok.add_tokens([AddedToken(str(i), normalized=False) for i in range(1000)])
+    tok.add_tokens([AddedToken(str(i), normalized=False) for i in range(1000)])
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, pad_token=EOS,
                                    additional_special_tokens=list(SPECIAL_TOKENS[1:]),
                                    model_max_length=MODEL_SHAPE["max_position_embeddings"])
@@ -82,28 +81,6 @@ def encode_steps(tok, steps):
 def action_type(target: str) -> str:
     """`Tap`, `Swipe`, ... or `finish` for a target action text."""
     return target.split('"')[1] if target.startswith("do(") else "finish"
-
-
-def parse_keep(spec: str) -> dict[str, float]:
-    """`"Launch=0.2,finish=0.2,Tap=0.6"` -> {type: keep probability}; types not named keep 1."""
-    out = {}
-    for part in filter(None, (x.strip() for x in spec.split(","))):
-        name, _, value = part.partition("=")
-        out[name.strip()] = float(value)
-    return out
-
-
-def keep_steps(steps, keep: dict[str, float], seed: int):
-    """Subsample generated steps by target action type (the data mix; whole pool when `keep` is empty).
-
-    Generating a larger pool and keeping every swipe and long press but only part of the easy steps
-    (launch, finish, type: answered right ~100% of the time) shifts the training mix towards the
-    steps the model gets wrong, at the same number of training sequences.
-    """
-    if not keep:
-        return steps
-    rng = random.Random(f"keep:{seed}")
-    return [s for s in steps if rng.random() < keep.get(action_type(s.target), 1.0)]
 
 
 def batches(data, batch: int, rng: random.Random):
@@ -184,19 +161,8 @@ def main(argv=None) -> None:
     p.add_argument("--copy-weight", type=float, default=1.0, help="weight of the copy loss")
     p.add_argument("--vocab", type=int, default=4096)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save-every", type=int, default=0, help="also save a checkpoint every N iterations")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu", help="cpu (the reference) or cuda where a GPU is lent")
-    p.add_argument("--number-tokens", type=int, default=1, help="1: numbers 0..999 one token each; 0: digits")
-    p.add_argument("--keep", default="",
-                   help="data mix: keep probability per target action type of the generated pool, e.g. "
-                        "'Launch=0.2,finish=0.2,Type=0.3,Tap=0.6' (types not named: 1; empty: keep all)")
-    p.add_argument("--layers", type=int, default=MODEL_SHAPE["num_hidden_layers"], help="decoder layers")
-    p.add_argument("--mlp", type=int, default=MODEL_SHAPE["intermediate_size"], help="MLP intermediate size")
-    p.add_argument("--ema", type=float, default=0.0,
-                   help="save an exponential moving average of the weights with this decay (0: off), started "
-                        "at --ema-start of the run; the raw final weights then go to OUT-raw")
-    p.add_argument("--ema-start", type=float, default=0.5, help="fraction of the iterations before the EMA starts")
     p.add_argument("--no-eval", action="store_true", help="skip the eval-split measurement and model card")
     p.add_argument("--card-only", action="store_true", help="only measure --out and write its model card")
     a = p.parse_args(argv)
@@ -209,22 +175,20 @@ def main(argv=None) -> None:
     torch.set_num_threads(a.threads)
     rng = random.Random(a.seed)
     t0 = time.perf_counter()
-    pool = generate("train", a.train_steps, a.seed)
-    steps = keep_steps(pool, parse_keep(a.keep), a.seed)
+    steps = generate("train", a.train_steps, a.seed)
     mix: dict[str, int] = {}
     for s in steps:
         mix[action_type(s.target)] = mix.get(action_type(s.target), 0) + 1
     texts = [render_prompt(s) + s.target for s in steps]
-    tok = train_tokenizer(texts, a.vocab, bool(a.number_tokens))
+    tok = train_tokenizer(texts, a.vocab)
     data = encode_steps(tok, steps)
     prefix_ids = torch.tensor([tok.encode(shared_prefix(), add_special_tokens=False)], device=a.device)
     lens = [len(d[0]) for d in data]
-    print(f"{len(steps)} train steps (of {len(pool)} generated; {mix}), prefix {prefix_ids.shape[1]} tokens, rest mean "
+    print(f"{len(steps)} train steps ({mix}), prefix {prefix_ids.shape[1]} tokens, rest mean "
           f"{sum(lens) / len(lens):.0f} max {max(lens)} tokens; data+tokenizer {time.perf_counter() - t0:.0f}s")
 
     cfg = Glm4Config(vocab_size=len(tok), pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-                     bos_token_id=None, **{**MODEL_SHAPE, "num_hidden_layers": a.layers,
-                                           "intermediate_size": a.mlp})
+                     bos_token_id=None, **MODEL_SHAPE)
     model = Glm4ForCausalLM(cfg).to(a.device)
     decay = [p_ for n, p_ in model.named_parameters() if p_.dim() >= 2]
     no_decay = [p_ for n, p_ in model.named_parameters() if p_.dim() < 2]
@@ -239,8 +203,6 @@ def main(argv=None) -> None:
     t_train = time.perf_counter()
     bar = tqdm(range(a.iters), desc="train", mininterval=5)
     ema = None  # running mean of the target loss (a tensor: no host sync per iteration)
-    avg = None  # EMA of the weights (--ema)
-    ema_start = int(a.iters * a.ema_start)
     for it in bar:
         if not order:
             order = batches(data, a.batch, rng)
@@ -256,16 +218,6 @@ def main(argv=None) -> None:
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        if a.save_every and (it + 1) % a.save_every == 0 and it + 1 < a.iters:
-            Path(a.out).mkdir(parents=True, exist_ok=True)
-            model.save_pretrained(a.out)  # a checkpoint to look at while training goes on
-            tok.save_pretrained(a.out)
-        if a.ema and it >= ema_start:
-            with torch.no_grad():
-                if avg is None:
-                    avg = [p_.detach().clone() for p_ in model.parameters()]
-                else:
-                    torch._foreach_lerp_(avg, [p_.detach() for p_ in model.parameters()], 1.0 - a.ema)
         tl = target_loss.detach().float()
         ema = tl if ema is None else 0.95 * ema + 0.05 * tl
         if it % 10 == 0 or it + 1 == a.iters:  # reading a loss waits for the device
@@ -277,35 +229,20 @@ def main(argv=None) -> None:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     model.eval().cpu()
-    outs = [out]
-    if avg is not None:  # raw weights to OUT-raw, the average to OUT
-        raw = out.with_name(out.name + "-raw")
-        raw.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(raw, safe_serialization=True)
-        tok.save_pretrained(raw)
-        outs.append(raw)
-        with torch.no_grad():
-            for p_, v in zip(model.parameters(), avg):
-                p_.copy_(v.cpu())
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
     cmd = argv if argv is not None else sys.argv[1:]
     info = {"command": "python scripts/train_tiny.py " + " ".join(f"'{x}'" if " " in x else x for x in cmd),
             "train_steps": len(steps), "iters": a.iters, "batch": a.batch, "lr": a.lr, "lm_weight": a.lm_weight,
             "copy_len": a.copy_len, "copy_weight": a.copy_weight, "seed": a.seed,
-            "threads": a.threads, "device": a.device, "number_tokens": a.number_tokens, "vocab": len(tok), "final_loss_ema": ema, "train_seconds": round(train_s),
+            "threads": a.threads, "device": a.device, "vocab": len(tok), "final_loss_ema": ema,
+            "train_seconds": round(train_s),
             "total_seconds": round(time.perf_counter() - t0), "torch": torch.__version__,
             "parameters": sum(p_.numel() for p_ in model.parameters())}
-    if a.keep or a.layers != MODEL_SHAPE["num_hidden_layers"] or a.mlp != MODEL_SHAPE["intermediate_size"] or a.ema:
-        info.update(generated_steps=len(pool), keep=a.keep, mix=mix, layers=a.layers, mlp=a.mlp,
-                    ema=a.ema, ema_start=a.ema_start,
-                    rest_tokens_mean=round(sum(lens) / len(lens), 1))
-    for i, o in enumerate(outs):
-        (o / "training.json").write_text(json.dumps({**info, "weights": "raw"} if i else info, indent=2) + "\n")
+    (out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
     print(json.dumps(info, indent=2))
     if not a.no_eval:
-        for o in outs:
-            write_card(o)
+        write_card(out)
 
 
 def write_card(out: Path) -> None:
@@ -318,19 +255,26 @@ def write_card(out: Path) -> None:
     data = report.to_json()
     data["provenance"]["model"] = "open-autoglm-tiny"
     (out / "eval.json").write_text(json.dumps(data, indent=2) + "\n")
-    info = json.loads((out / "training.json").read_text())
-    cfg = json.loads((out / "config.json").read_text())
     by_type: dict[str, list[bool]] = {}
     for p_ in report.predictions:
-        by_type.setdefault(p_.target.split('"')[1] if p_.target.startswith("do(") else "finish", []).append(p_.step_ok)
+        by_type.setdefault(action_type(p_.target), []).append(p_.step_ok)
+    (out / "README.md").write_text(render_card(out, data, by_type, eval_s))
+    print(json.dumps(data["accuracy"], indent=2))
+
+
+def render_card(out: Path, data: dict, by_type: dict[str, list[bool]], eval_s: float) -> str:
+    """The model card of the model in `out` from its eval report `data` and per-type step results."""
+    # keys the template uses, with the values of runs older than them; other keys are ignored
+    info = {"device": "cpu", "threads": 2, "copy_len": 0, "copy_weight": 0.0,
+            **json.loads((out / "training.json").read_text())}
+    cfg = json.loads((out / "config.json").read_text())
     rows = "\n".join(f"| {k} | {len(v)} | {sum(v) / len(v):.3f} |" for k, v in sorted(by_type.items()))
     acc, lat, mem = data["accuracy"], data["latency"], data["memory"]
-    card = CARD.format(
+    return CARD.format(
         params=info["parameters"] / 1e6, cfg=cfg, info=info, minutes=info["total_seconds"] / 60,
         acc=acc, lat=lat, mem=mem, rows=rows, eval_s=eval_s, total_min=(info["total_seconds"] + eval_s) / 60,
-        status=f"{'reached' if acc['step'] >= 0.90 else 'NOT reached'} ({acc['step']:.3f})", size=(out / "model.safetensors").stat().st_size / 2**20)
-    (out / "README.md").write_text(card)
-    print(json.dumps(acc, indent=2))
+        status=f"{'reached' if acc['step'] >= 0.90 else 'NOT reached'} ({acc['step']:.3f})",
+        size=(out / "model.safetensors").stat().st_size / 2**20)
 
 
 CARD = """# open-autoglm-tiny
@@ -354,80 +298,23 @@ seen generated screens of 14 apps.
 ```
 {info[command]}
 ```
-(the committed weights came from this command, which also measured them and wrote this card; with the defaults,
-`python scripts/train_tiny.py` does both and writes to `data/open-autoglm-tiny`.)
+The committed weights came from this command, which also measured them and wrote this card. With the
+defaults, `python scripts/train_tiny.py` does both and writes to `data/open-autoglm-tiny`;
+`python scripts/train_tiny.py --card-only` re-measures a saved model and rewrites its card.
 - Data: {info[train_steps]} agent steps generated by `scripts/gen_episodes.py` from the `train` seed
   stream (disjoint from `eval` and `calib`), rendered with `workbench.task.render_prompt`.
 - {info[iters]} iterations of batch {info[batch]}, AdamW (lr {info[lr]}, betas 0.9/0.95, weight decay
   0.1), warm-up then cosine decay, bf16 autocast on {info[device]}, seed {info[seed]}. Loss:
   cross-entropy of the action tokens and EOS, plus {info[lm_weight]} x the cross-entropy of the user turn
   (screen, history, goal), plus {info[copy_weight]} x the copy loss of a batch of random
-  {info[copy_len]}-token strings repeated (see below); the shared system prompt runs once per batch
-  and its KV cache is broadcast over the batch.
-- Two earlier attempts with the goal at the top of the user turn (one with the action loss only)
-  learned the procedure (action-type accuracy 0.97-0.98) but never used the goal (step accuracy
-  0.46 and 0.37): the prompt now restates the goal right before the answer ("Task: ...").
-- The next attempt (1500 iterations, plain byte-level BPE) reached step accuracy 0.744 with
-  action type 0.969: its errors were nearly all matching errors (the wrong list row, the wrong
-  typed text, a tap where the named row was not on screen and a swipe was due). A quoted word
-  was a different token from the same word in the goal (`"Leo` vs ` Leo`), so every name needed
-  its own learned equivalence; the tokenizer now gives both the same tokens.
-- That alone did not help (0.72 on the first 200 eval steps after 2000 iterations): the model
-  still could not copy (it typed "Madrid" for "Chicago"). Copy batches were added (a random token
-  string repeated, loss on the repeat: every token of the repeat is a copy), which form the copy
-  mechanism in ~300 iterations (copy loss 7.4 -> 0.2); typed text went from 3/27 to 26/27 right on
-  those steps.
-- With digits one per token (step accuracy 0.792, trained on the 2-core CPU in 46 minutes), the
-  model found the right element but copied its six coordinate digits badly: of 289 tap-like eval
-  steps, 69 answers were no element's centre and 48 near the right element but outside its box
-  (`Send` at [910,190] answered [910,262]). Numbers 0..999 are now one token each: the same
-  recipe reached 0.839 (seed 0, the committed model until 2026-11-27), 0.850 (seed 1), 0.842
-  (2500 iterations) and 0.837 (lr 0.003), each trained on an H100 in about 4 minutes (`--device
-  cuda`, the same script).
-  What is left is choosing the element: of that 0.839 model's 104 misses, 81 tap-like steps
-  point at another element (mostly a neighbouring row of a list), 17 tap where the named row is off
-  screen and a swipe is due; the model still
-  needs more capacity or training than a CPU hour gives to reach 0.90.
-- A training mix weighted to the hard steps (`--train-steps 110000 --keep 'Launch=0.2,finish=0.2,
-  Type=0.3,Wait=0.3,Back=0.3,Home=0.3,Double Tap=0.4,Tap=0.6'`: the same 2000 x 16 sequences, every
-  swipe and long press of a larger pool kept, prompts ~3% longer) made swipes right (10/19 instead
-  of 2/19 in one run) and removed parse failures, yet reached only 0.856 (seed 0) and 0.840 (seed 1);
-  with 6 layers and MLP 320 (the same FLOPs) 0.848 (seed 0) and 0.859 (seed 1), with lm-weight 0.5
-  0.851; an EMA of the weights (decay 0.998 from mid-run) gave 0.834 and 0.859 against 0.840 and
-  0.859 raw. None is clearly above the reference's seed spread (0.839-0.850), so none was
-  committed: the neighbouring-row taps remain.
-- An Open-AutoGLM-style think before tap-like actions was tried: the element's first name and
-  centre written first, as its screen line writes them (`<think>"Leo Garcia" [495,747]</think>
-  do(action="Tap", element=[495,747])`, every screen line then putting the centre right after the
-  name), so that the coordinates would follow a copied name. With the training mix above and 1600
-  iterations on the 2-core CPU (54 minutes) it reached step accuracy 0.733: the model wrote the
-  right name but another row's centre after it (`"Mom" [495,848]` for `[495,274]`) and typed
-  text from the training pool instead of the goal (Type 0.24), so the think was dropped.
-- The CPU hour: on the 2-core CPU (torch 2.13.0, 2 threads) this recipe trains at about 1.9-2.0 s
-  per iteration (forward 0.5 s, backward 1.25 s; the CPU flash-attention kernels are ~46% of it),
-  so the 2000 iterations of the runs above take ~66 minutes, over the hour. The default is now
-  1700 iterations, and the committed weights are that default trained on the 2-core CPU:
-  step accuracy 0.828 (the 2000-iteration GPU run: 0.839).
-- Two more recipes, each trained on the 2-core CPU within the hour, and dropped: synthetic lookup
-  batches (each iteration also 8 screens of rows named by random vocabulary words and a task naming
-  one row, answered with its centre, or a swipe when no row has the name: only the lookup lowers that
-  loss; 1450 iterations, the budget their cost leaves) reached step accuracy 0.825, the synthetic
-  lookup loss itself stalling at ~0.45 nats per answer token; eight key/value heads instead of two
-  (1600 iterations, +4.5% time per iteration) reached 0.834. Of the committed model's 111 misses, 90
-  are tap-like actions on the wrong element and 15 taps where the named row is off screen.
-- Weighting the lookup's own tokens did not help either. The action loss with every number token
-  (the coordinates the lookup decides) weighted 10x, on the hard-step training mix above (1650
-  iterations, 56.4 minutes of training on the 2-core CPU) reached step accuracy 0.814 (Tap 0.703,
-  exact match 0.673); fine-tuning the committed model for 150 iterations moved the tap-like and swipe
-  eval steps from 0.659 to 0.675 with the plain loss and 0.688 with the weighted one. A screen line
-  with the centre before the name (`TextView [495,747] "Leo Garcia"`) learned the lookup no faster
-  than the current line on a small synthetic task (5-9 contact rows, a task naming one; 300
-  iterations from scratch: 2% against 8% of answers right, both near chance). Half of the committed
-  model's tap-like misses that name a point (45 of 89) answer no element's centre: its attention is
-  spread over neighbouring rows rather than set on a wrong one.
-- Time of the committed run: {minutes:.1f} minutes on {info[device]} (torch {info[torch]}), data and
-  tokenizer included ({info[train_seconds]} s of training); final training loss (EMA)
-  {info[final_loss_ema]:.4f}; with the eval-split measurement below ({eval_s:.0f} s), {total_min:.1f} minutes.
+  {info[copy_len]}-token strings repeated (loss on the repeat: a dense copying signal that forms the
+  in-context copy the task needs early); the shared system prompt runs once per batch and its KV
+  cache is broadcast over the batch.
+- Time of the committed run: {minutes:.1f} minutes on {info[device]}, {info[threads]} threads (torch
+  {info[torch]}), data and tokenizer included ({info[train_seconds]} s of training); final training
+  loss (EMA) {info[final_loss_ema]:.4f}; with the eval-split measurement below ({eval_s:.0f} s),
+  {total_min:.1f} minutes. On the 2-core CPU an iteration takes 1.9-2.0 s, so the default of 1700
+  iterations is what fits the hour (2000: ~66 minutes); `--device cuda` runs the same script on a GPU.
 
 ## Measured on `data/episodes/eval.jsonl` ({acc[n]} steps, greedy decoding)
 | metric | value |
@@ -450,8 +337,50 @@ Latency: PyTorch eager, batch 1, {lat[threads]} threads, after 2 warm-ups; figur
 {rows}
 
 Reproduce: `workbench evaluate --json` (the full report is in `eval.json`).
-"""
 
+## Limitations
+- Generated screens of 14 apps only; not for real phones.
+- The 0.90 target is not reached. What is left is choosing the element: of the committed model's 111
+  misses, 90 are tap-like actions on the wrong element (mostly a neighbouring row of a list) and 15
+  taps where the named row is off screen and a swipe is due; 45 of the 89 tap-like misses that name
+  a point answer no element's centre (attention spread over neighbouring rows). Long presses and
+  swipes are rare in the data and mostly wrong (table above).
+- One seed: at 2000 iterations seeds 0 and 1 scored 0.839 and 0.850, so differences under ~0.01
+  between recipes are noise.
+
+## History
+Step accuracy on the whole eval split unless noted. CPU: the 2-core CPU, 2 threads; GPU: a lent
+H100/H200 (`--device cuda`). Options only these experiments used (`--keep`, `--layers`, `--mlp`,
+`--ema`, `--number-tokens`, `--save-every`) are no longer in the script; its git history has them.
+- Goal at the top of the user turn, two runs, one with the action loss only (CPU): 0.46 and 0.37
+  (action type 0.97-0.98), the goal unused; the prompt now restates it before the answer.
+- Plain byte-level BPE, 1500 iterations (CPU, 33 min): 0.744; quoted names were other tokens than
+  in the goal, so the tokenizer became quote-aware.
+- Quote-aware tokenizer alone, 2000 iterations (CPU): 0.72 on the first 200 eval steps; it could
+  not copy, so copy batches were added (typed text 3/27 -> 26/27 right).
+- One digit per token, with copy batches, 2000 iterations (CPU, 46 min): 0.792; coordinates
+  miscopied, so the numbers 0..999 became one token each.
+- Numbers as tokens, 2000 iterations (GPU, ~4 min each): 0.839 (seed 0, committed until
+  2026-11-27), 0.850 (seed 1), 0.842 (2500 iterations), 0.837 (lr 0.003).
+- Training mix weighted to the hard steps (a 110,000-step pool subsampled by action type), 2000
+  iterations (GPU): 0.856 and 0.840 (seeds 0, 1); swipes 10/19 instead of 2/19 in one run.
+- Same mix, 6 layers with MLP 320 (equal FLOPs; GPU): 0.848 and 0.859; with lm-weight 0.5: 0.851.
+- EMA of the weights (decay 0.998 from mid-run; GPU): 0.834 and 0.859 against 0.840 and 0.859 raw.
+- A think before tap-like actions naming the element and its centre, hard-step mix, 1600
+  iterations (CPU, 54 min): 0.733 (right name, another row's centre; Type 0.24).
+- 1700 iterations, the CPU hour (CPU, 54 min): 0.828, the committed model.
+- Synthetic lookup batches (rows named by random words, answer a row's centre), 1450 iterations
+  (CPU): 0.825.
+- Eight KV heads instead of two, 1600 iterations (CPU): 0.834.
+- Number tokens weighted 10x in the action loss, hard-step mix, 1650 iterations (CPU, 56 min): 0.814.
+- Fine-tuning the committed model 150 iterations, plain / number-weighted loss (machine not
+  recorded): tap-like and swipe steps 0.659 -> 0.675 / 0.688.
+- Centre before the name in the screen line, on a small synthetic lookup task, 300 iterations from
+  scratch (machine not recorded): 2% right against 8% for the current line, both near chance.
+
+None of the recipes after numbers as tokens is clearly above its seed spread (0.839-0.850), so none
+replaced it: the committed model is that recipe at the 1700 iterations of the CPU hour.
+"""
 
 if __name__ == "__main__":
     main()

@@ -1,5 +1,14 @@
-"""Shared fixtures: the embedded default model, loaded once per test session."""
+"""Shared fixtures.
+
+Session-wide (do not modify what they return): `tiny`, open-autoglm-tiny (model, tokenizer); `eval_steps`,
+`calib_steps`, the committed episode files. Per test module (a module may modify its own copy): `model`, a
+small random GLM-4 (random_glm.tiny_glm4); `calib`, six random calibration batches for it; `layer_hessians`,
+every selected Linear's weight and Hessian on those batches. `fake_meter` stands in for a PointMeter.
+A module's own fixture of the same name overrides these.
+"""
 import pytest
+import torch
+from random_glm import random_batches, tiny_glm4
 
 
 @pytest.fixture(scope="session")
@@ -12,10 +21,42 @@ def tiny():
 
 @pytest.fixture(scope="session")
 def eval_steps():
-    from workbench.measure import DEFAULT_EPISODES
-    from workbench.task import load_steps
+    """The committed eval split (data/episodes/eval.jsonl)."""
+    from workbench.task import DEFAULT_EPISODES, load_steps
 
     return load_steps(DEFAULT_EPISODES)
+
+
+@pytest.fixture(scope="session")
+def calib_steps():
+    """The committed calibration split (data/episodes/calib.jsonl)."""
+    from workbench.task import DEFAULT_CALIB, load_steps
+
+    return load_steps(DEFAULT_CALIB)
+
+
+@pytest.fixture(scope="module")
+def model():
+    """random_glm.tiny_glm4(): a random Glm4ForCausalLM (hidden 64, 2 layers, vocab 100), random biases and norms."""
+    return tiny_glm4()
+
+
+@pytest.fixture(scope="module")
+def calib():
+    """Six calibration batches of random ids for `model`: (1, T) each, T = 9, 17, 12, 20, 15, 24."""
+    return random_batches((9, 17, 12, 20, 15, 24))
+
+
+@pytest.fixture(scope="module")
+def layer_hessians(model, calib):
+    """name -> (weight, H) of every selected Linear of `model` on `calib` (model unchanged), H in float64."""
+    from workbench.calib import Hessian, sequential
+    from workbench.select import default_filter
+
+    got = {}
+    sequential(model, calib, default_filter, lambda n, m: Hessian(m.in_features, torch.float64),
+               lambda n, m, s: got.__setitem__(n, (m.weight.detach().clone(), s.H)))
+    return got
 
 
 class FakeMeter:

@@ -1,30 +1,14 @@
 """Tests for workbench.calib: calibration batches, accumulators, inverse Cholesky, sequential calibration."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
-import transformers
 
 from workbench.calib import (Hessian, InputNorm, calibration_batches, decoder_layers, inverse_cholesky,
                              sequential)
 from workbench.select import default_filter, selected_linears
-from workbench.task import load_steps, render_prompt
-from random_glm import one_thread, tiny_glm4  # noqa: F401  (one_thread: autouse fixture)
-
-CALIB = Path(__file__).resolve().parents[1] / "data" / "episodes" / "calib.jsonl"
-
-
-@pytest.fixture(scope="module")
-def model():
-    return tiny_glm4()
-
-
-@pytest.fixture(scope="module")
-def batches():
-    g = torch.Generator().manual_seed(1)
-    return [torch.randint(2, 100, (1, t), generator=g) for t in (9, 17, 12, 20)]  # (1, T) each
+from workbench.task import DEFAULT_CALIB, render_prompt
+from random_glm import one_thread, random_glm, tiny_glm4  # noqa: F401  (one_thread: autouse fixture)
 
 
 class Recorder:
@@ -37,7 +21,7 @@ class Recorder:
         self.inputs.append(inp.reshape(-1, inp.shape[-1]).clone())  # (tokens, in)
 
 
-def direct_inputs(model, batches):
+def direct_inputs(model, calib):
     """Inputs of every selected Linear in plain full-model forwards: name -> (all tokens, in)."""
     got, handles = {}, []
     for name, m in selected_linears(model).items():
@@ -45,7 +29,7 @@ def direct_inputs(model, batches):
             lambda mod, inp, out, n=name: got.setdefault(n, []).append(inp[0].reshape(-1, inp[0].shape[-1]))))
     try:
         with torch.no_grad():
-            for ids in batches:
+            for ids in calib:
                 model(input_ids=ids, use_cache=False)
     finally:
         for h in handles:
@@ -58,15 +42,15 @@ class CharTokenizer:
         return [ord(c) % 97 + 3 for c in text]
 
 
-def test_calibration_batches_are_prompt_plus_target():
-    steps = load_steps(CALIB)[:3]
+def test_calibration_batches_are_prompt_plus_target(calib_steps):
+    steps = calib_steps[:3]
     tok = CharTokenizer()
     got = calibration_batches(tok, steps)
     assert len(got) == 3
     for ids, step in zip(got, steps):
         assert ids.dtype == torch.long and ids.shape[0] == 1
         assert ids[0].tolist() == tok.encode(render_prompt(step) + step.target)
-    short = calibration_batches(tok, CALIB, n=2, max_len=50)  # a path works too
+    short = calibration_batches(tok, DEFAULT_CALIB, n=2, max_len=50)  # a path works too
     assert [b.shape for b in short] == [torch.Size([1, 50])] * 2
     assert torch.equal(short[0], got[0][:, :50])
 
@@ -103,37 +87,37 @@ def test_decoder_layers_found(model):
     assert decoder_layers(model) is model.model.layers
 
 
-def test_sequential_visits_every_layer_once_and_leaves_model_unchanged(model, batches):
+def test_sequential_visits_every_layer_once_and_leaves_model_unchanged(model, calib):
     layers = decoder_layers(model)
     originals = list(layers)
     with torch.no_grad():
-        before = [model(input_ids=b).logits for b in batches]
+        before = [model(input_ids=b).logits for b in calib]
     calls = {i: 0 for i in range(len(layers))}
     counters = [layer.register_forward_hook(lambda m, a, o, i=i: calls.__setitem__(i, calls[i] + 1))
                 for i, layer in enumerate(layers)]
     seen = []
     try:
-        done = sequential(model, batches, default_filter, lambda n, m: Recorder(),
+        done = sequential(model, calib, default_filter, lambda n, m: Recorder(),
                           lambda n, m, s: seen.append((n, len(s.inputs))))
     finally:
         for h in counters:
             h.remove()
     names = list(selected_linears(model))
     assert done == names == [n for n, _ in seen]  # each selected Linear processed once, in order
-    assert all(k == len(batches) for _, k in seen)  # its stats saw every batch once
-    n = len(batches)  # each layer: a stats pass + an output pass (none after the last layer)
+    assert all(k == len(calib) for _, k in seen)  # its stats saw every batch once
+    n = len(calib)  # each layer: a stats pass + an output pass (none after the last layer)
     assert calls == {i: n if i == len(layers) - 1 else 2 * n for i in range(len(layers))}
     assert list(layers) == originals  # the catcher is gone
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
     with torch.no_grad():
-        after = [model(input_ids=b).logits for b in batches]
+        after = [model(input_ids=b).logits for b in calib]
     for a, b in zip(before, after):
         assert torch.equal(a, b)
 
 
-def test_sequential_accumulators_match_full_forward(model, batches):
+def test_sequential_accumulators_match_full_forward(model, calib):
     """Layer-by-layer replay reproduces every Linear's inputs (so the HF kwargs were passed right)."""
-    direct = direct_inputs(model, batches)
+    direct = direct_inputs(model, calib)
 
     class Pair:
         def __init__(self, n):
@@ -144,7 +128,7 @@ def test_sequential_accumulators_match_full_forward(model, batches):
             self.hess.add_batch(inp, out)
 
     stats = {}
-    sequential(model, batches, default_filter, lambda n, m: Pair(m.in_features),
+    sequential(model, calib, default_filter, lambda n, m: Pair(m.in_features),
                lambda n, m, s: stats.__setitem__(n, s))
     assert set(stats) == set(direct)
     for name, X in direct.items():
@@ -153,7 +137,7 @@ def test_sequential_accumulators_match_full_forward(model, batches):
         torch.testing.assert_close(stats[name].hess.H, 2 / X.shape[0] * X.T @ X, rtol=1e-4, atol=1e-6)
 
 
-def test_sequential_feeds_next_layer_the_modified_outputs(batches):
+def test_sequential_feeds_next_layer_the_modified_outputs(calib):
     model = tiny_glm4(seed=3)
     stats = {}
 
@@ -162,15 +146,15 @@ def test_sequential_feeds_next_layer_the_modified_outputs(batches):
         if ".layers.0." in name:
             module.weight.data.mul_(0.5)
 
-    sequential(model, batches, default_filter, lambda n, m: Recorder(), process)
-    direct = direct_inputs(model, batches)  # forward of the model as modified
+    sequential(model, calib, default_filter, lambda n, m: Recorder(), process)
+    direct = direct_inputs(model, calib)  # forward of the model as modified
     later = {n: X for n, X in direct.items() if ".layers.1." in n}
     assert len(later) == 6
     for name, X in later.items():  # layer 1 saw layer 0's outputs after layer 0 was modified
         torch.testing.assert_close(torch.cat(stats[name].inputs), X, rtol=1e-4, atol=1e-5)
 
 
-def test_sequential_restores_model_when_process_fails(batches):
+def test_sequential_restores_model_when_process_fails(calib):
     model = tiny_glm4()
     layers = list(decoder_layers(model))
 
@@ -178,14 +162,14 @@ def test_sequential_restores_model_when_process_fails(batches):
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
-        sequential(model, batches, default_filter, lambda n, m: Recorder(), boom)
+        sequential(model, calib, default_filter, lambda n, m: Recorder(), boom)
     assert list(decoder_layers(model)) == layers
     assert all(not m._forward_hooks for m in model.modules())
 
 
-def test_sequential_warns_about_layers_outside_the_decoder(model, batches):
+def test_sequential_warns_about_layers_outside_the_decoder(model, calib):
     with pytest.warns(UserWarning, match="lm_head"):
-        done = sequential(model, batches[:1], lambda m, n: isinstance(m, torch.nn.Linear),
+        done = sequential(model, calib[:1], lambda m, n: isinstance(m, torch.nn.Linear),
                           lambda n, m: Recorder(), lambda n, m, s: None)
     assert "lm_head" not in done
 
@@ -195,36 +179,16 @@ def test_sequential_needs_batches(model):
         sequential(model, [], default_filter, lambda n, m: Recorder(), lambda n, m, s: None)
 
 
-def _glm() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return transformers.GlmForCausalLM(transformers.GlmConfig(
-        vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, head_dim=16, partial_rotary_factor=0.5, attention_bias=True,
-        pad_token_id=0, eos_token_id=1, tie_word_embeddings=False)).eval()
-
-
-def _glm4v() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return transformers.Glm4vForConditionalGeneration(transformers.Glm4vConfig(
-        text_config=dict(vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-                         pad_token_id=0,
-                         rope_parameters=dict(rope_type="default", rope_theta=10000.0, partial_rotary_factor=0.5,
-                                              mrope_section=[2, 1, 1])),
-        vision_config=dict(depth=1, hidden_size=32, num_heads=2, intermediate_size=64, out_hidden_size=64),
-        tie_word_embeddings=False)).eval()
-
-
-@pytest.mark.parametrize("make", [_glm, _glm4v], ids=["GlmForCausalLM", "Glm4vForConditionalGeneration"])
-def test_sequential_replays_other_glm_families(make, batches):
+@pytest.mark.parametrize("family", ["glm", "glm4v"], ids=["GlmForCausalLM", "Glm4vForConditionalGeneration"])
+def test_sequential_replays_other_glm_families(family, calib):
     """GLM-4-9B-chat-hf / GLM-Edge (Glm) and GLM-4.1V / AutoGLM-Phone (Glm4v, M-RoPE) replay exactly."""
-    model = make()
-    direct = direct_inputs(model, batches)
+    model = random_glm(family)
+    direct = direct_inputs(model, calib)
     stats = {}
     def in_decoder(module, name):
         return default_filter(module, name) and "visual" not in name
 
-    done = sequential(model, batches, in_decoder, lambda n, m: Recorder(),
+    done = sequential(model, calib, in_decoder, lambda n, m: Recorder(),
                       lambda n, m, s: stats.__setitem__(n, s))
     assert len(done) == 12 and set(done) <= set(direct)
     for name in done:

@@ -1,4 +1,4 @@
-"""Recipe JSON: the DESIGN.md section 4 names, validation messages, and apply never mutating the baseline."""
+"""Recipe JSON: the docs/design.md section 5 names, validation messages, and apply never mutating the baseline."""
 import json
 
 import pytest

@@ -1,4 +1,4 @@
-"""A recipe: one config per knob, read from and written to the recipe JSON of DESIGN.md section 4.
+"""A recipe: one config per knob, read from and written to the recipe JSON of docs/design.md section 5.
 
     {"prune": {"method": "wanda", "ratio": 0.5, "pattern": "unstructured"},
      "quant": {"method": "gptq", "bits": 4, "group_size": 32, "symmetric": true, "activations": "none"},

@@ -109,3 +109,29 @@ def test_quantized_exports_pass_the_gate(name, tiny, baseline_export, tmp_path):
         assert json.loads((r.path / "genai_config.json").read_text())["model"]["decoder"]["hidden_size"] == 256
     m = json.loads((r.path / "manifest.json").read_text())
     assert m["precision"]["kind"] == r.precision.kind and m["recipe"]["quant"]["bits"] == r.precision.bits
+
+
+@pytest.mark.parametrize("graph", ["plain", "fused"])
+def test_gptq_exports_as_gptq_and_the_folder_is_its_point(graph, tiny, tmp_path):
+    """The recipe's own GPTQ codes are packed (not re-quantized): the gate's tight int4 bounds hold, the manifest
+    names GPTQ, and re-measuring the folder gives the measured point's actions and step accuracy."""
+    from workbench.calib import default_calibration
+    from workbench.measure import DEFAULT_EPISODES
+    from workbench.measure.accuracy import run_task_ort
+    from workbench.measure.point import PointMeter
+    from workbench.ort import OrtDecoder
+    from workbench.task import load_steps
+
+    model, tok = tiny
+    calib = default_calibration(tok, n=8)
+    recipe = {"quant": {"method": "gptq", "bits": 4, "group_size": 32}}
+    r = export_onnx(tmp_path / graph, recipe, model=model, tokenizer=tok, graph=graph, calib=calib,
+                    **dict(FAST, accuracy_steps=8))
+    p, tol = r.parity, TOLERANCES["int4"]
+    assert tol.mean_kl <= 1e-3 and tol.greedy_min >= 0.98  # the tightened int4 bounds
+    assert p.passed and p.prefill.mean_kl <= 1e-3 and p.decode.mean_kl <= 1e-3 and p.greedy_identical >= 0.98
+    assert r.manifest["precision"]["method"] == "gptq" and "round-to-nearest" not in r.manifest["precision"]["note"]
+    steps = load_steps(DEFAULT_EPISODES, limit=8)
+    point = PointMeter(model, tok, steps, calib, latency_repeats=1)(recipe)
+    acc, preds, _ = run_task_ort(OrtDecoder(r.path / "model.onnx"), tok, steps, progress=False)
+    assert acc.step == point.step and [x.output for x in preds] == [x.output for x in point.predictions]

@@ -1,22 +1,17 @@
 """The fused graph (GroupQueryAttention with rotary inside, SkipSimplifiedLayerNormalization, packed QKV)
 matches PyTorch on the tiny model and on random GLM-4 / GLM models with random biases and norms."""
-import sys
-from pathlib import Path
-
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 import torch
 from export_settings import FAST
+from random_glm import tiny_glm4
 
 from workbench.export import export_onnx
 from workbench.ort.graph import export_fused
 from workbench.export.parity import compare_logits
 from workbench.ort import OrtDecoder
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from random_glm import tiny_glm4  # noqa: E402
 
 
 def glm_no_sandwich(seed=0):

@@ -3,6 +3,7 @@ import json
 import shutil
 
 import pytest
+from random_glm import tiny_glm4
 
 from workbench.export import ExportError, verify
 
@@ -56,9 +57,5 @@ def test_changed_file(copy):
 
 
 def test_other_model_is_refused(copy, tiny):
-    import sys
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[1]))
-    from random_glm import tiny_glm4
-
     with pytest.raises(ExportError, match="not the one exported"):
         verify(copy, model=tiny_glm4(), tokenizer=tiny[1])

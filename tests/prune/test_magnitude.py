@@ -3,27 +3,16 @@ import copy
 
 import pytest
 import torch
-from transformers import Glm4Config, Glm4ForCausalLM
 
+from workbench.model.synthetic import random_model
 from workbench.prune import METHODS, LayerSparsity, MagnitudeConfig, prune_
 from workbench.select import selected_linears
 
 
-def make_model(seed: int = 0) -> Glm4ForCausalLM:
-    torch.manual_seed(seed)
-    cfg = Glm4Config(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=8,
-                     num_key_value_heads=2, head_dim=16, intermediate_size=128, partial_rotary_factor=0.5,
-                     attention_bias=True, pad_token_id=0, eos_token_id=1, bos_token_id=None)
-    m = Glm4ForCausalLM(cfg).eval()
-    with torch.no_grad():  # random biases and norms, so a touched one would show
-        for name, p in m.named_parameters():
-            p.add_(torch.randn_like(p) * (0.1 if "norm" in name else 0.02))
-    return m
-
-
 @pytest.fixture(scope="module")
 def base():
-    return make_model()
+    """A random GLM-4, every parameter random (so a touched bias, norm or embedding row would show)."""
+    return random_model("glm4", vocab_size=100)
 
 
 def pruned(base, config, **kw):

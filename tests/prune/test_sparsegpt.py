@@ -7,31 +7,11 @@ import copy
 import pytest
 import torch
 
-from workbench.calib import Hessian, sequential
+from workbench.calib import Hessian
 from workbench.prune.base import mask_from_scores, prune_
 from workbench.prune.sparsegpt import SparseGPTConfig, sparsegpt_prune
-from workbench.select import default_filter, selected_linears
-from random_glm import one_thread, tiny_glm4  # noqa: F401  (one_thread: autouse fixture)
-
-
-@pytest.fixture(scope="module")
-def model():
-    return tiny_glm4()
-
-
-@pytest.fixture(scope="module")
-def calib():
-    g = torch.Generator().manual_seed(1)
-    return [torch.randint(2, 100, (1, t), generator=g) for t in (9, 17, 12, 20, 15, 24)]  # (1, T) each
-
-
-@pytest.fixture(scope="module")
-def layer_hessians(model, calib):
-    """name -> (weight, H) of every selected Linear on its calibration inputs (model unchanged)."""
-    got = {}
-    sequential(model, calib, default_filter, lambda n, m: Hessian(m.in_features, torch.float64),
-               lambda n, m, s: got.__setitem__(n, (m.weight.detach().clone(), s.H)))
-    return got
+from workbench.select import selected_linears
+from random_glm import one_thread  # noqa: F401  (autouse fixture; model, calib, layer_hessians: tests/conftest.py)
 
 
 def output_error(delta: torch.Tensor, H: torch.Tensor) -> float:

@@ -4,8 +4,8 @@ import copy
 import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import (Glm4Config, Glm4ForCausalLM, GlmConfig, GlmForCausalLM,
-                          PreTrainedTokenizerFast)
+from random_glm import random_glm
+from transformers import Glm4ForCausalLM, GlmForCausalLM, PreTrainedTokenizerFast
 
 from workbench.model import load_model
 from workbench.model.generate import decode_one, prefill
@@ -16,16 +16,9 @@ H, HEADS, KV, HD, INTER, V = 64, 8, 2, 16, 128, 100
 
 
 def make_model(cls=Glm4ForCausalLM, seed: int = 0, heads: int = HEADS, kv: int = KV):
-    torch.manual_seed(seed)
-    cfg_cls = Glm4Config if cls is Glm4ForCausalLM else GlmConfig
-    cfg = cfg_cls(vocab_size=V, hidden_size=H, num_hidden_layers=2, num_attention_heads=heads,
-                  num_key_value_heads=kv, head_dim=HD, intermediate_size=INTER, partial_rotary_factor=0.5,
-                  attention_bias=True, pad_token_id=0, eos_token_id=1, bos_token_id=None)
-    m = cls(cfg).eval()
-    with torch.no_grad():  # random biases and norms, so a dropped one would show
-        for name, p in m.named_parameters():
-            p.add_(torch.randn_like(p) * (0.1 if "norm" in name else 0.05))
-    return m
+    """A random GLM-4 (or GLM) of this file's shape (the head counts are what the tests prune)."""
+    return random_glm("glm4" if cls is Glm4ForCausalLM else "glm", seed=seed, vocab_size=V, hidden_size=H,
+                      num_attention_heads=heads, num_key_value_heads=kv, head_dim=HD, intermediate_size=INTER)
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +30,6 @@ def base():
 def ids():
     torch.manual_seed(1)
     return torch.randint(2, V, (2, 11))
-
-
-@pytest.fixture(scope="module")
-def calib():
-    torch.manual_seed(2)
-    return [torch.randint(2, V, (1, 16)) for _ in range(3)]
 
 
 def logits(model, ids):

@@ -11,18 +11,7 @@ from workbench.calib import InputNorm
 from workbench.prune.base import mask_from_scores, prune_
 from workbench.prune.wanda import WandaConfig, wanda_mask
 from workbench.select import selected_linears
-from random_glm import one_thread, tiny_glm4  # noqa: F401  (one_thread: autouse fixture)
-
-
-@pytest.fixture(scope="module")
-def model():
-    return tiny_glm4()
-
-
-@pytest.fixture(scope="module")
-def calib():
-    g = torch.Generator().manual_seed(1)
-    return [torch.randint(2, 100, (1, t), generator=g) for t in (9, 17, 12, 20)]  # (1, T) each
+from random_glm import one_thread, tiny_glm4  # noqa: F401  (one_thread: autouse; model, calib: tests/conftest.py)
 
 
 @pytest.mark.parametrize("kwargs, field", [

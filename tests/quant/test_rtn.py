@@ -5,7 +5,6 @@ import pytest
 import torch
 from torch import nn
 from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
-from transformers import Glm4Config, Glm4ForCausalLM
 
 from workbench.measure.memory import weight_bytes
 from workbench.model.generate import decode_one, prefill
@@ -13,25 +12,9 @@ from workbench.quant import BF16Linear, PackedLinear, RTNConfig, grid, layer_sqn
 from workbench.select import default_filter, selected_linears
 
 
-def tiny_glm4(seed: int = 0) -> Glm4ForCausalLM:
-    """A random 2-layer GLM-4 with random biases and norm weights (defaults would hide dropped ones)."""
-    torch.manual_seed(seed)
-    cfg = Glm4Config(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                     head_dim=16, intermediate_size=128, vocab_size=100, partial_rotary_factor=0.5,
-                     attention_bias=True, pad_token_id=0, eos_token_id=1, bos_token_id=None)
-    model = Glm4ForCausalLM(cfg).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("bias"):
-                p.normal_(0, 0.1)
-            elif "norm" in name:
-                p.normal_(1.0, 0.2)
-    return model
-
-
 @pytest.fixture(scope="module")
-def base():
-    model = tiny_glm4()
+def base(model):
+    """tests/conftest.py's random GLM-4 (random biases and norms: dropped ones would show), ids, its logits."""
     ids = torch.randint(2, 100, (2, 16), generator=torch.Generator().manual_seed(1))  # (B, T)
     with torch.no_grad():
         logits = model(input_ids=ids).logits  # (B, T, V)

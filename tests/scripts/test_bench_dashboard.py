@@ -1,17 +1,18 @@
-"""scripts/bench_dashboard.py times value change -> figure updated for new points and store hits."""
-import sys
-from pathlib import Path
+"""scripts/bench_dashboard.py times value change -> figure updated: new points, store hits, target miss and hit."""
+import json
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import bench_dashboard  # noqa: E402
+import bench_dashboard
 
 
-def test_bench_times_new_points_and_store_hits(capsys):
-    rows = bench_dashboard.main(["--limit", "2", "--new", "2", "--cached", "3"])
-    assert len(rows["new point (s)"]) == 2 and len(rows["store hit (s)"]) == 3
+def test_bench_times_new_points_store_hits_and_the_target(capsys, monkeypatch):
+    import workbench.measure.target as target
+
+    monkeypatch.setitem(target.TARGETS, "glm-edge-1.5b", target.TargetShape("glm-edge-1.5b", 64, 2, 4, 2, 16, 128, 512))
+    rows = bench_dashboard.main(["--limit", "2", "--new", "2", "--cached", "3", "--json"])
+    assert rows["new point (s)"]["n"] == 2 and rows["store hit (s)"]["n"] == 3
+    assert set(rows) == {"new point (s)", "store hit (s)", "target miss (s)", "target hit (s)"}
     # a store hit skips the measurement: it is faster than measuring, in the same run
-    assert max(rows["store hit (s)"]) < min(rows["new point (s)"])
-    out = capsys.readouterr().out
-    assert "new point (s)" in out and "store hit (s)" in out and "target" in out
+    assert rows["store hit (s)"]["max"] < rows["new point (s)"]["median"]
+    assert rows["target hit (s)"]["median"] < rows["target miss (s)"]["median"]  # built and timed once, then stored
+    out = json.loads(capsys.readouterr().out)
+    assert out["engine"] == "ort" and out["rows"]["new point (s)"]["target_s"] == 5.0

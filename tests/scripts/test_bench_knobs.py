@@ -1,12 +1,7 @@
 """scripts/bench_knobs.py runs the transforms at GLM-Edge-1.5B layer shapes (one layer, small vocab)."""
-import sys
-from pathlib import Path
+import bench_knobs
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import bench_knobs  # noqa: E402
-from workbench.prune import kept_channels  # noqa: E402
+from workbench.prune import kept_channels
 
 
 def test_transforms_run_at_edge_shapes_and_shrink_what_they_should():

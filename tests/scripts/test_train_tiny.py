@@ -29,6 +29,30 @@ def test_a_few_training_iterations_write_a_loadable_model(tmp_path):
     assert torch.isfinite(model(input_ids=ids).logits).all()
 
 
+def test_options_of_past_experiments_are_gone():
+    """Only the options the committed recipe uses remain; its history is in the model card."""
+    import pytest
+
+    for opt in ["--keep", "--layers", "--mlp", "--ema", "--ema-start", "--number-tokens", "--save-every"]:
+        with pytest.raises(SystemExit):
+            train_tiny.main([opt, "1", "--no-eval"])
+
+
+def test_card_renders_from_the_committed_training_record(tmp_path):
+    """The template formats with the committed training.json (older and unknown keys ignored)."""
+    model = ROOT / "data" / "open-autoglm-tiny"
+    info = json.loads((model / "training.json").read_text())
+    (tmp_path / "training.json").write_text(json.dumps({**info, "number_tokens": 1, "some_future_key": [1]}))
+    (tmp_path / "config.json").write_text((model / "config.json").read_text())
+    (tmp_path / "model.safetensors").write_bytes(b"\0" * 1024)
+    data = json.loads((model / "eval.json").read_text())
+    card = train_tiny.render_card(tmp_path, data, {"Tap": [True, False], "finish": [True]}, eval_s=60.0)
+    for heading in ["# open-autoglm-tiny", "## Training", "## Measured on", "## Limitations", "## History"]:
+        assert "\n" + heading in "\n" + card
+    assert info["command"] in card and "| Tap | 2 | 0.500 |" in card and "{" not in card  # every field filled
+    assert card.index("## History") > card.index("## Limitations")
+
+
 def test_loss_masks_everything_but_the_target():
     data = [([5, 6, 7, 8, 9], 2), ([1, 2, 3], 1)]
     x, y, y_lm = train_tiny.collate(data, [0, 1], pad=0)

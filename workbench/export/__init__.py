@@ -9,7 +9,6 @@ MatMulNBits, a parity gate against the same model in PyTorch, ONNX Runtime measu
 from .build import GRAPHS, ExportGateError, ExportResult, export_model, export_onnx, load_recipe
 from .folder import ExportError, genai_config, read_manifest
 from .parity import TOLERANCES, ParityReport, PhaseParity, Tolerance, parity_gate
-from .plot import latency_figure, latency_rows
 from .precision import Precision, dequantized, pack_plain, precision_of, recipe_model
 from .verify import VerifyResult, verify
 from .wrapper import FlatKV, export_plain
@@ -17,6 +16,6 @@ from .wrapper import FlatKV, export_plain
 __all__ = [
     "ExportError", "ExportGateError", "ExportResult", "FlatKV", "GRAPHS", "ParityReport", "PhaseParity", "Precision",
     "TOLERANCES", "Tolerance", "VerifyResult", "dequantized", "export_model", "export_onnx", "export_plain",
-    "genai_config", "latency_figure", "latency_rows", "load_recipe", "pack_plain", "parity_gate", "precision_of",
+    "genai_config", "load_recipe", "pack_plain", "parity_gate", "precision_of",
     "read_manifest", "recipe_model", "verify",
 ]

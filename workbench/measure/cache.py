@@ -47,7 +47,7 @@ class CacheRecord:
     engine: str = "pytorch-eager"
 
     def to_json(self) -> dict:
-        """The report's `cache` section (DESIGN.md names first, then the rest)."""
+        """The report's `cache` section (docs/design.md section 5 names first, then the rest)."""
         d = asdict(self)
         d.pop("hit_rate_history")
         d.pop("reused_history")

@@ -16,10 +16,10 @@ def weight_bytes(model: torch.nn.Module) -> int:
     state: each counts as its int8 weight, per-channel scales and zero points, and bias
     (`workbench.quant.report.module_bytes`).
     """
-    from ..quant.report import _is_dynamic_int8, module_bytes  # noqa: PLC0415
+    from ..quant.report import is_dynamic_int8, module_bytes
 
     seen, total = set(), 0
-    int8 = {name for name, m in model.named_modules() if _is_dynamic_int8(m)}
+    int8 = {name for name, m in model.named_modules() if is_dynamic_int8(m)}
     total += sum(module_bytes(model.get_submodule(name)) for name in int8)
     for name, t in model.state_dict(keep_vars=True).items():
         if not isinstance(t, torch.Tensor) or name.rsplit(".", 2)[0] in int8 or name.rsplit(".", 1)[0] in int8:

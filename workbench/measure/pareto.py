@@ -60,7 +60,7 @@ def _target_decode_ms(point) -> float:
 
 
 def _target_memory(point) -> int:
-    return point.target["memory_bytes_at_context"]
+    return point.target.get("memory_bytes_at_context", point.memory_bytes)
 
 
 def objectives_for(y: str = "step", target: bool = False) -> tuple:

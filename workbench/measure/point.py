@@ -341,10 +341,14 @@ def with_target(point: Point, target: str | None, store=None, **kwargs) -> Point
     Returns:
         A Point (a copy with `target` set).
     Raises:
-        ValueError: an unknown target, or a recipe ONNX Runtime cannot run (3- / 2-bit weights).
+        ValueError: an unknown target, a recipe ONNX Runtime cannot run (3- / 2-bit weights), or a KV-cache
+            section (its policy is measured on the loaded model only: the target's graph holds a full cache).
     """
     if target in (None, "tiny"):
         return point
+    if "cache" in point.recipe:
+        raise ValueError("a KV-cache policy is measured on the loaded model only (the target's graph keeps a full "
+                         "float32 cache); compare cache policies with the target set to 'tiny'")
     from .target import measure_target
 
     record = measure_target(Recipe.from_json(point.recipe), target, store=store, **kwargs)

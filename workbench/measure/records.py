@@ -102,7 +102,7 @@ class Prediction:
 
 @dataclass(frozen=True)
 class Report:
-    """The `workbench evaluate` report (DESIGN.md section 4 names)."""
+    """The `workbench evaluate` report (docs/design.md section 5 names)."""
 
     accuracy: AccuracyRecord
     latency: LatencyRecord

@@ -50,7 +50,9 @@ class LinearCodes:
 
 def is_ao_linear(module: nn.Module) -> bool:
     """Whether `module` is a torch.ao (W8A8 dynamic int8) Linear."""
-    return type(module).__name__ == "Linear" and type(module).__module__.startswith("torch.ao")
+    from ..quant.report import is_dynamic_int8
+
+    return is_dynamic_int8(module) and type(module).__name__ == "Linear"
 
 
 def is_quantized(module: nn.Module) -> bool:

@@ -8,7 +8,6 @@ package registers every transform.
 """
 from .base import PATTERNS, LayerSparsity, check_ratio, mask_from_scores, prune_, sparsity_report
 from .magnitude import MagnitudeConfig
-from .sensitivity import LayerSensitivity, layer_groups, layer_sensitivity
 from .sparsegpt import SparseGPTConfig
 from .structured import ChannelsConfig, HeadsConfig, StructuredReport, kept_channels, kept_heads_per_group
 from .wanda import WandaConfig
@@ -22,8 +21,8 @@ METHODS = {
 }
 
 __all__ = [
-    "METHODS", "PATTERNS", "ChannelsConfig", "HeadsConfig", "LayerSensitivity", "LayerSparsity",
+    "METHODS", "PATTERNS", "ChannelsConfig", "HeadsConfig", "LayerSparsity",
     "MagnitudeConfig", "SparseGPTConfig", "StructuredReport", "WandaConfig", "check_ratio",
-    "kept_channels", "kept_heads_per_group", "layer_groups", "layer_sensitivity", "mask_from_scores",
+    "kept_channels", "kept_heads_per_group", "mask_from_scores",
     "prune_", "sparsity_report",
 ]

@@ -20,6 +20,15 @@ def check_ratio(ratio: float, pattern: str = "unstructured") -> None:
         raise ValueError(f"prune.ratio must be a number in 0..0.9, got {ratio!r}")
     if pattern not in PATTERNS:
         raise ValueError(f"prune.pattern must be one of {', '.join(PATTERNS)}, got {pattern!r}")
+    if pattern == "2:4" and ratio != 0.5:
+        raise ValueError(f"prune.ratio must be 0.5 with prune.pattern '2:4' (2 of every 4 weights "
+                         f"are zeroed), got {ratio!r}; use pattern 'unstructured' for other ratios")
+
+
+def require_calib(calib, method: str) -> None:
+    """Refuse a calibrated method without calibration batches (the message names the fix)."""
+    if not calib:
+        raise ValueError(f"{method} needs calibration data: pass calib=calibration_batches(tokenizer, steps)")
 
 
 def mask_from_scores(score: torch.Tensor, ratio: float, pattern: str = "unstructured") -> torch.Tensor:

@@ -31,9 +31,6 @@ class MagnitudeConfig:
 
     def __post_init__(self):
         check_ratio(self.ratio, self.pattern)
-        if self.pattern == "2:4" and self.ratio != 0.5:
-            raise ValueError(f"prune.ratio must be 0.5 with prune.pattern '2:4' (2 of every 4 weights "
-                             f"are zeroed), got {self.ratio!r}; use pattern 'unstructured' for other ratios")
 
 
 @prune_.register(MagnitudeConfig)

@@ -18,7 +18,7 @@ import torch
 
 from ..calib import Hessian, inverse_cholesky, sequential
 from ..select import default_filter
-from .base import LayerSparsity, check_ratio, prune_, sparsity_report
+from .base import LayerSparsity, check_ratio, prune_, require_calib, sparsity_report
 
 
 @dataclass(frozen=True)
@@ -32,9 +32,6 @@ class SparseGPTConfig:
 
     def __post_init__(self):
         check_ratio(self.ratio, self.pattern)
-        if self.pattern == "2:4" and self.ratio != 0.5:
-            raise ValueError(f"prune.ratio must be 0.5 with prune.pattern '2:4' (2 of every 4 weights "
-                             f"are zeroed), got {self.ratio!r}; use pattern 'unstructured' for other ratios")
         if not isinstance(self.blocksize, int) or isinstance(self.blocksize, bool) or self.blocksize < 4 \
                 or self.blocksize % 4:
             raise ValueError(f"prune.blocksize must be a positive multiple of 4, got {self.blocksize!r}")
@@ -99,8 +96,7 @@ def _sparsegpt(model, config: SparseGPTConfig, *, calib=None,
     Returns:
         Achieved sparsity of each pruned layer (as `sparsity_report`).
     """
-    if not calib:
-        raise ValueError("sparsegpt needs calibration data: pass calib=calibration_batches(tokenizer, steps)")
+    require_calib(calib, "sparsegpt")
 
     def process(name, module, stats: Hessian):
         W = sparsegpt_prune(module.weight, stats.H, config.ratio, config.pattern, config.blocksize,

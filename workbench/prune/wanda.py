@@ -11,7 +11,7 @@ import torch
 
 from ..calib import InputNorm, sequential
 from ..select import default_filter
-from .base import LayerSparsity, check_ratio, mask_from_scores, prune_, sparsity_report
+from .base import LayerSparsity, check_ratio, mask_from_scores, prune_, require_calib, sparsity_report
 
 
 @dataclass(frozen=True)
@@ -23,9 +23,6 @@ class WandaConfig:
 
     def __post_init__(self):
         check_ratio(self.ratio, self.pattern)
-        if self.pattern == "2:4" and self.ratio != 0.5:
-            raise ValueError(f"prune.ratio must be 0.5 with prune.pattern '2:4' (2 of every 4 weights "
-                             f"are zeroed), got {self.ratio!r}; use pattern 'unstructured' for other ratios")
 
 
 def wanda_mask(weight: torch.Tensor, in_norm: torch.Tensor, ratio: float, pattern: str) -> torch.Tensor:
@@ -54,8 +51,7 @@ def _wanda(model, config: WandaConfig, *, calib=None, filter_fn=default_filter) 
     Returns:
         Achieved sparsity of each pruned layer (as `sparsity_report`).
     """
-    if not calib:
-        raise ValueError("wanda needs calibration data: pass calib=calibration_batches(tokenizer, steps)")
+    require_calib(calib, "wanda")
 
     def process(name, module, stats: InputNorm):
         keep = wanda_mask(module.weight, stats.norm(), config.ratio, config.pattern)

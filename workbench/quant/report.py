@@ -14,13 +14,14 @@ from ..select import default_filter, selected_linears
 from .grid import sqnr_db
 
 
-def _is_dynamic_int8(module: nn.Module) -> bool:
+def is_dynamic_int8(module: nn.Module) -> bool:
+    """Whether `module` is one of torch.ao's dynamic int8 modules (W8A8)."""
     return type(module).__module__.startswith("torch.ao.nn.quantized.dynamic")
 
 
 def effective_weight(module: nn.Module) -> torch.Tensor:
     """The (out, in) float32 weight a layer computes with (dequantized where stored quantized)."""
-    if _is_dynamic_int8(module):
+    if is_dynamic_int8(module):
         return module.weight().dequantize().float()  # qint8 per-channel -> float
     if hasattr(module, "dequantize"):
         return module.dequantize(torch.float32)  # PackedLinear
@@ -29,7 +30,7 @@ def effective_weight(module: nn.Module) -> torch.Tensor:
 
 def kernel_of(module: nn.Module) -> str:
     """Which matmul path a layer runs: "fp32", "bf16", "dequant-fp32" or "torch-int8-dynamic"."""
-    if _is_dynamic_int8(module):
+    if is_dynamic_int8(module):
         return "torch-int8-dynamic"
     return getattr(module, "kernel", "fp32" if isinstance(module, nn.Linear) else type(module).__name__)
 
@@ -40,7 +41,7 @@ def module_bytes(module: nn.Module) -> int:
     torch.ao's dynamic int8 Linear keeps its weight inside packed params: counted as its int8 values,
     per-channel scales and zero points, and the bias.
     """
-    if _is_dynamic_int8(module):
+    if is_dynamic_int8(module):
         w, b = module._packed_params._weight_bias()
         total = w.numel() * w.element_size() + (0 if b is None else b.numel() * b.element_size())
         if w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):

@@ -4,9 +4,9 @@ from .arrivals import poisson_arrivals, step_prompts
 from .batch import MAX_NEW_TOKENS, BatchKVLayer, BatchResult, generate_batch, merge_caches
 from .config import BatchingConfig
 from .live import serve_live
-from .replay import (BatchSample, ServiceModel, capacity, fit_service, measure_service_times, service_drift,
-                     simulate, sweep)
+from .replay import capacity, service_drift, simulate, sweep
 from .report import RequestRecord, ServingReport, build_report
+from .service import BatchSample, ServiceModel, fit_service, measure_service_times
 
 __all__ = [
     "BatchKVLayer", "BatchResult", "BatchSample", "BatchingConfig", "MAX_NEW_TOKENS", "RequestRecord",

@@ -47,7 +47,7 @@ class ServingReport:
     requests: list[RequestRecord] = field(default_factory=list, compare=False, repr=False)
 
     def to_json(self) -> dict:
-        """The evaluate report's ``serving`` section (DESIGN.md section 4 names first)."""
+        """The evaluate report's ``serving`` section (docs/design.md section 5 names first)."""
         return {"window_ms": self.window_ms, "p50_ms": self.p50_ms, "p99_ms": self.p99_ms,
                 "throughput_rps": self.throughput_rps, "mean_batch": self.mean_batch,
                 "max_batch": self.max_batch, "arrival_rate": self.arrival_rate, "n": self.n,

@@ -12,7 +12,7 @@ import json
 import re
 from dataclasses import dataclass
 
-#: Action types of DESIGN.md section 3, plus ``finish``.
+#: Action types of the Open-AutoGLM grammar (docs/design.md), plus ``finish``.
 ACTION_TYPES = (
     "Launch", "Tap", "Type", "Swipe", "Long Press", "Double Tap",
     "Back", "Home", "Wait", "finish",

@@ -246,7 +246,7 @@ class Dashboard(W.VBox):
         self._redraw()
 
     def _at_target(self, point):
-        """`point` with its target figures (None if ONNX Runtime cannot run it there); kept per recipe."""
+        """Measure (or fetch from the store) `point`'s figures at the chosen target; kept per recipe."""
         from ..measure.point import with_target
 
         name, key = self.target.value, self._target_key(point)
@@ -342,7 +342,7 @@ class Dashboard(W.VBox):
         from ..plots import knob_view_figure, tradeoff_figure
 
         target = None if self.target.value == "tiny" else self.target.value
-        at = (lambda p: p) if target is None else self._at_target_cached
+        at = (lambda p: p) if target is None else self.at_target
         _replace(self.figure, tradeoff_figure([at(p) for p in self.hand], at(self.baseline) if self.baseline else None,
                                               sweep=[at(p) for p in self.sweep],
                                               current=at(self.current) if self.current else None,
@@ -361,7 +361,8 @@ class Dashboard(W.VBox):
     def _target_key(self, point) -> tuple[str, str]:
         return self.target.value, json.dumps(point.recipe, sort_keys=True)
 
-    def _at_target_cached(self, point):
+    def at_target(self, point):
+        """`point` with the figures measured for it at the chosen target (None where there are none yet)."""
         return dataclasses.replace(point, target=self._targets.get(self._target_key(point)))
 
     def _model_name(self) -> str:

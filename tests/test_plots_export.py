@@ -3,9 +3,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from workbench.export import latency_figure, latency_rows
 from workbench.export.precision import Precision
 from workbench.measure.records import LatencyRecord, Spread
+from workbench.plots import latency_figure, latency_rows
 
 
 @dataclass

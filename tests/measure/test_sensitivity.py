@@ -3,15 +3,12 @@ import zlib
 
 import pytest
 import torch
-from transformers import Glm4Config, Glm4ForCausalLM
+from random_glm import VOCAB as V
 
-from workbench.measure import DEFAULT_EPISODES
-from workbench.prune import LayerSensitivity, MagnitudeConfig, layer_groups, layer_sensitivity, prune_
+from workbench.measure import LayerSensitivity, layer_groups, layer_sensitivity
+from workbench.prune import MagnitudeConfig, prune_
 from workbench.quant.grid import fake_quantize
 from workbench.select import selected_linears
-from workbench.task import load_steps
-
-V = 100
 
 
 class WordTokenizer:
@@ -26,26 +23,9 @@ class WordTokenizer:
         return " ".join(f"w{i}" for i in ids)
 
 
-def make_model(seed: int = 0) -> Glm4ForCausalLM:
-    torch.manual_seed(seed)
-    cfg = Glm4Config(vocab_size=V, hidden_size=64, num_hidden_layers=2, num_attention_heads=8,
-                     num_key_value_heads=2, head_dim=16, intermediate_size=128, partial_rotary_factor=0.5,
-                     attention_bias=True, pad_token_id=0, eos_token_id=1, bos_token_id=None)
-    m = Glm4ForCausalLM(cfg).eval()
-    with torch.no_grad():  # random biases and norms, so a bug that drops one would show
-        for name, p in m.named_parameters():
-            p.add_(torch.randn_like(p) * (0.1 if "norm" in name else 0.05))
-    return m
-
-
 @pytest.fixture(scope="module")
-def model():
-    return make_model()
-
-
-@pytest.fixture(scope="module")
-def steps():
-    return load_steps(DEFAULT_EPISODES, limit=2)
+def steps(eval_steps):
+    return eval_steps[:2]
 
 
 def snapshot(model):

@@ -1,12 +1,14 @@
-"""Pure plot of ONNX Runtime latency next to PyTorch latency for the same recipes (records -> go.Figure)."""
+"""Export latency: ONNX Runtime next to PyTorch eager for the same recipes, as a pure plot (records -> go.Figure)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..measure.records import LatencyRecord, Spread
+if TYPE_CHECKING:  # annotations only: importing the plots stays light (no torch)
+    from ..measure.records import LatencyRecord, Spread
 
 _COLORS = {"PyTorch eager": "#7f7f7f", "ONNX Runtime": "#1f77b4"}
 

@@ -24,6 +24,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..select import default_filter, selected_linears
+from .accuracy import run_task
+from .fidelity import kl_and_ppl, target_ids, target_logprobs
 
 GROUPS = ("layer", "linear")
 _LAYER_INDEX = re.compile(r"(?:^|\.)layers\.(\d+)(?:\.|$)")
@@ -90,8 +92,6 @@ def layer_sensitivity(model: nn.Module, tokenizer, steps, transform: Callable[[n
     Returns:
         LayerSensitivity records in layer order. KL is clamped at 0 (float round-off).
     """
-    # imported here: the knobs do not depend on measurement at import time (DESIGN section 7)
-    from ..measure import kl_and_ppl, run_task, target_ids, target_logprobs
 
     groups = layer_groups(model, filter_fn, group)
     was_training = model.training
