@@ -19,6 +19,9 @@ def test_explorer_adds_a_point_and_reports_bad_combinations(tiny, eval_steps):
     baseline = meter({})
     points = []
     box = knob_explorer(meter, "quant", "bits", baseline, points)
+    from workbench.widgets import MeasureBox
+
+    assert isinstance(box, MeasureBox) and box.get_state()["_model_name"] == "VBoxModel"  # a real widget class
     box.controls["bits"].value = 8
     box.measure()
     assert len(points) == 1 and points[0].value("quant", "bits") == 8
@@ -37,6 +40,9 @@ def test_batching_explorer_resimulates_on_slider_change():
     assert {k: w.value for k, w in batching_controls().items()} == BatchingConfig().to_json()
     live = [simulate(BatchingConfig(5, 8, 20), svc, 30, seed=1)]
     box = batching_explorer(svc, n_requests=300, live=live)
+    from workbench.widgets import BatchingExplorer
+
+    assert isinstance(box, BatchingExplorer) and box.get_state()["_model_name"] == "VBoxModel"
     assert box.report == simulate(BatchingConfig(), svc, 300, seed=0)
     assert "p50" in box.readout.value and "simulated" in box.readout.value
     box.controls["window_ms"].value = 50.0
@@ -134,7 +140,7 @@ def test_dashboard_shows_sweep_points_and_cancel_keeps_nothing(tmp_path, fake_me
         def __call__(self, recipe, on_progress=None):
             def tick(done, total):
                 gate.set()
-                while not dash._cancel.wait(0.01):
+                while not dash.jobs.wait_cancel(0.01):
                     pass
                 on_progress(done, total)
             return fake_meter(recipe, on_progress=tick)
@@ -210,6 +216,7 @@ def test_dashboard_draws_points_at_a_target_with_their_interval(tmp_path, fake_m
     monkeypatch.setitem(target.TARGETS, "glm-edge-1.5b", small)
     store = ResultsStore(tmp_path / "r.db")
     dash = dashboard(fake_meter, store=store, threaded=False, target="glm-edge-1.5b")
+    assert dash.get_state()["_model_name"] == "VBoxModel"  # nothing shadows the widget's own traits: it renders
     dash.apply({"quant": {"method": "rtn", "bits": 4, "group_size": 32}})
     assert "at glm-edge-1.5b" in dash.figure.layout.xaxis.title.text
     quant = next(t for t in dash.figure.data if t.name == "quant (hand)")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from tqdm.auto import tqdm
 
 from .measure.pareto import objectives_for, pareto_front
-from .measure.point import with_target
+from .measure.target import with_target
 from .recipe import SECTIONS, Recipe, RecipeError, is_default_cache
 from .store import ResultsStore, cached_point
 

@@ -327,29 +327,3 @@ def _data_hash(steps_digest: str, calib) -> str:
     for batch in calib or ():
         h.update(batch.numpy().tobytes())
     return h.hexdigest()
-
-
-def with_target(point: Point, target: str | None, store=None, **kwargs) -> Point:
-    """The point with its latency and memory at a deployment shape (`point.target`), or as it is.
-
-    Args:
-        point: a measured Point.
-        target: "glm-edge-1.5b", "autoglm-phone-9b", ... (None or "tiny": the point itself).
-        store: a ResultsStore caching target measurements (a recipe with the same precision and
-            pruned shape as one measured before costs nothing).
-        **kwargs: passed to `workbench.measure.target.measure_target` (e.g. context_tokens).
-    Returns:
-        A Point (a copy with `target` set).
-    Raises:
-        ValueError: an unknown target, a recipe ONNX Runtime cannot run (3- / 2-bit weights), or a KV-cache
-            section (its policy is measured on the loaded model only: the target's graph holds a full cache).
-    """
-    if target in (None, "tiny"):
-        return point
-    if "cache" in point.recipe:
-        raise ValueError("a KV-cache policy is measured on the loaded model only (the target's graph keeps a full "
-                         "float32 cache); compare cache policies with the target set to 'tiny'")
-    from .target import measure_target
-
-    record = measure_target(Recipe.from_json(point.recipe), target, store=store, **kwargs)
-    return dataclasses.replace(point, target=record.to_json())

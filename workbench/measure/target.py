@@ -116,7 +116,7 @@ def deployed_shape(shape: TargetShape, recipe) -> TargetShape:
     Raises:
         ValueError: a heads ratio that would leave no head in a group.
     """
-    from ..prune.structured import ChannelsConfig, HeadsConfig, kept_channels, kept_heads_per_group
+    from ..prune import ChannelsConfig, HeadsConfig, kept_channels, kept_heads_per_group
 
     prune = _recipe(recipe).prune
     if isinstance(prune, ChannelsConfig):
@@ -295,6 +295,30 @@ def measure_target(recipe, target, *, store=None, threads: int | None = None, co
     return record
 
 
-__all__ = ["DEFAULT_CONTEXT", "FULL_DEPTH", "MEMORY_METHOD", "TARGETS", "TargetRecord", "TargetShape",
+def with_target(point, target: str | None, store=None, **kwargs):
+    """The point with its latency and memory at a deployment shape (`point.target`), or as it is.
+
+    Args:
+        point: a measured `workbench.measure.point.Point`.
+        target: "glm-edge-1.5b", "autoglm-phone-9b", ... (None or "tiny": the point itself).
+        store: a ResultsStore caching target measurements (a recipe with the same precision and
+            pruned shape as one measured before costs nothing).
+        **kwargs: passed to `workbench.measure.target.measure_target` (e.g. context_tokens).
+    Returns:
+        A Point (a copy with `target` set).
+    Raises:
+        ValueError: an unknown target, a recipe ONNX Runtime cannot run (3- / 2-bit weights), or a KV-cache
+            section (its policy is measured on the loaded model only: the target's graph holds a full cache).
+    """
+    if target in (None, "tiny"):
+        return point
+    if "cache" in point.recipe:
+        raise ValueError("a KV-cache policy is measured on the loaded model only (the target's graph keeps a full "
+                         "float32 cache); compare cache policies with the target set to 'tiny'")
+    record = measure_target(_recipe(point.recipe), target, store=store, **kwargs)
+    return dataclasses.replace(point, target=record.to_json())
+
+
+__all__ = ["with_target", "DEFAULT_CONTEXT", "FULL_DEPTH", "MEMORY_METHOD", "TARGETS", "TargetRecord", "TargetShape",
            "computed_weight_bytes", "deployed_shape", "depth_method", "kv_bytes_per_token", "measure_target",
            "precision_label", "random_decoder", "target_key", "target_shape", "weight_precision"]

@@ -9,7 +9,8 @@ package registers every transform.
 from .base import PATTERNS, LayerSparsity, check_ratio, mask_from_scores, prune_, sparsity_report
 from .magnitude import MagnitudeConfig
 from .sparsegpt import SparseGPTConfig
-from .structured import ChannelsConfig, HeadsConfig, StructuredReport, kept_channels, kept_heads_per_group
+from .counts import kept_channels, kept_heads_per_group
+from .structured import ChannelsConfig, HeadsConfig, StructuredReport
 from .wanda import WandaConfig
 
 METHODS = {

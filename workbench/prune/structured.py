@@ -25,7 +25,6 @@ Statistics for all blocks are collected in one calibration pass on the unpruned 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -34,19 +33,27 @@ from torch import nn
 from ..calib import InputNorm
 from ..select import default_filter
 from .base import check_ratio, prune_
+from .counts import kept_channels, kept_heads_per_group
 
 IMPORTANCES = ("magnitude", "wanda")
-CHANNEL_MULTIPLE = 8  # kept MLP channels are a multiple of 8: friendlier to SIMD / GEMM kernel tiles
 _ATTENTION_CHILDREN = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
-def _check_importance(importance: str) -> None:
-    if importance not in IMPORTANCES:
-        raise ValueError(f"prune.importance must be one of {', '.join(IMPORTANCES)}, got {importance!r}")
+@dataclass(frozen=True)
+class _StructuredConfig:
+    """What the structured configs share: a ratio in 0..0.9 and an importance score (IMPORTANCES)."""
+
+    ratio: float
+    importance: str
+
+    def __post_init__(self):
+        check_ratio(self.ratio)
+        if self.importance not in IMPORTANCES:
+            raise ValueError(f"prune.importance must be one of {', '.join(IMPORTANCES)}, got {self.importance!r}")
 
 
 @dataclass(frozen=True)
-class ChannelsConfig:
+class ChannelsConfig(_StructuredConfig):
     """Remove MLP intermediate channels, the same number in every decoder layer.
 
     Args:
@@ -58,13 +65,9 @@ class ChannelsConfig:
     ratio: float = 0.3
     importance: str = "wanda"
 
-    def __post_init__(self):
-        check_ratio(self.ratio)
-        _check_importance(self.importance)
-
 
 @dataclass(frozen=True)
-class HeadsConfig:
+class HeadsConfig(_StructuredConfig):
     """Remove query heads, the same number inside every KV group of every attention block.
 
     Args:
@@ -75,10 +78,6 @@ class HeadsConfig:
 
     ratio: float = 0.25
     importance: str = "magnitude"
-
-    def __post_init__(self):
-        check_ratio(self.ratio)
-        _check_importance(self.importance)
 
 
 @dataclass(frozen=True)
@@ -101,31 +100,6 @@ class StructuredReport:
     @property
     def blocks(self) -> tuple[str, ...]:
         return tuple(self.kept)
-
-
-def kept_channels(n: int, ratio: float, multiple: int = CHANNEL_MULTIPLE) -> int:
-    """Channels kept of `n` at `ratio`: n * (1 - ratio) to the nearest multiple, within [multiple, n].
-
-    ratio 0 keeps all n (even when n is not a multiple). E.g. n=128, ratio 0.3 -> 88.
-    """
-    if ratio == 0:
-        return n
-    k = math.floor(n * (1 - ratio) / multiple + 0.5) * multiple
-    return min(n, max(k, min(multiple, n)))
-
-
-def kept_heads_per_group(group: int, ratio: float) -> int:
-    """Query heads kept per KV group of `group` heads: group - round(ratio * group) (half up).
-
-    Raises:
-        ValueError: when no head would stay, naming the largest ratio that keeps one.
-    """
-    removed = math.floor(ratio * group + 0.5)
-    if group - removed < 1:
-        raise ValueError(
-            f"prune.ratio {ratio} leaves 0 query heads per KV group ({group} per group); heads pruning "
-            f"can remove at most {group - 1} of {group} per group (prune.ratio < {(group - 0.5) / group:g})")
-    return group - removed
 
 
 # ---- finding blocks -------------------------------------------------------------------------
@@ -357,5 +331,5 @@ def prune_heads(model: nn.Module, config: HeadsConfig, *, calib=None,
     return StructuredReport("heads", n_q, n_kv * keep_g, used, params_before, _n_params(model), kept)
 
 
-__all__ = ["CHANNEL_MULTIPLE", "ChannelsConfig", "HeadsConfig", "IMPORTANCES", "StructuredReport",
-           "kept_channels", "kept_heads_per_group", "prune_channels", "prune_heads"]
+__all__ = ["ChannelsConfig", "HeadsConfig", "IMPORTANCES", "StructuredReport",
+           "prune_channels", "prune_heads"]

@@ -8,6 +8,7 @@ from ..prune import METHODS as PRUNE_METHODS
 from ..prune.base import PATTERNS
 from ..quant import METHODS as QUANT_METHODS
 from ..quant.base import ACTIVATIONS, BITS, GROUP_SIZES
+from ..recipe import is_default_cache
 from ..serve import BatchingConfig
 
 STYLE = {"description_width": "110px"}
@@ -89,3 +90,45 @@ def cache_controls(config=None) -> dict[str, W.Widget]:
         "eviction": W.ToggleButtons(options=list(EVICTIONS), value=config.eviction, description="eviction",
                                     style=STYLE),
     }
+
+
+# --- the dashboard's controls: every knob at once -------------------------------------------------
+def dashboard_controls() -> dict[str, W.Widget]:
+    """All four knobs, keyed "section.key": the knob explorers' controls, a method "none" added to
+    pruning and quantization and an on/off box to batching (off: the section is left out)."""
+    sections = {"prune": prune_controls(ratio=0.3), "quant": quant_controls(), "cache": cache_controls(),
+                "batching": {"on": W.Checkbox(value=False, description="simulate batching", style=STYLE),
+                             **batching_controls()}}
+    for section in ("prune", "quant"):
+        method = sections[section]["method"]
+        method.options = ["none", *method.options]
+        method.value = "none"
+    return {f"{s}.{k}": w for s, controls in sections.items() for k, w in controls.items()}
+
+
+def recipe_from_controls(controls: dict) -> dict:
+    """The recipe dict the dashboard controls describe (sections left at their defaults are left out)."""
+    by: dict[str, dict] = {}
+    for name, w in controls.items():
+        section, key = name.split(".")
+        by.setdefault(section, {})[key] = w
+    recipe = {s: section_from(by[s]) for s in ("prune", "quant") if by[s]["method"].value != "none"}
+    if "prune" in recipe:
+        recipe["prune"]["ratio"] = round(recipe["prune"]["ratio"], 4)  # a slider's float noise is not a new point
+    cache = section_from(by["cache"])
+    if not is_default_cache(cache):
+        recipe["cache"] = cache
+    batching = section_from(by["batching"])
+    if batching.pop("on"):
+        recipe["batching"] = batching
+    return recipe
+
+
+def related_points(points, recipe: dict, section: str, key: str) -> list:
+    """Points whose recipe equals `recipe` except for `section.key`."""
+    def rest(r):
+        r = {s: dict(b) for s, b in r.items()}
+        r.get(section, {}).pop(key, None)
+        return r
+    want = rest(recipe)
+    return [p for p in points if section in p.recipe and rest(p.recipe) == want]

@@ -4,57 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 
 import ipywidgets as W
 
-from ..recipe import Recipe, RecipeError, is_default_cache
-from .controls import STYLE, batching_controls, cache_controls, prune_controls, quant_controls, section_from
+from ..recipe import Recipe, RecipeError
+from .controls import STYLE, dashboard_controls, recipe_from_controls, related_points
+from .jobs import LatestJobQueue
 
 TARGET_CHOICES = (("tiny", "the loaded model, on this machine"),
                   ("glm-edge-1.5b", "GLM-Edge-1.5B shape, ONNX Runtime here"),
                   ("autoglm-phone-9b", "AutoGLM-Phone-9B text decoder, ONNX Runtime here"))
-
-
-def dashboard_controls() -> dict[str, W.Widget]:
-    """All four knobs, keyed "section.key": the knob explorers' controls, a method "none" added to
-    pruning and quantization and an on/off box to batching (off: the section is left out)."""
-    sections = {"prune": prune_controls(ratio=0.3), "quant": quant_controls(), "cache": cache_controls(),
-                "batching": {"on": W.Checkbox(value=False, description="simulate batching", style=STYLE),
-                             **batching_controls()}}
-    for section in ("prune", "quant"):
-        method = sections[section]["method"]
-        method.options = ["none", *method.options]
-        method.value = "none"
-    return {f"{s}.{k}": w for s, controls in sections.items() for k, w in controls.items()}
-
-
-def recipe_from_controls(controls: dict) -> dict:
-    """The recipe dict the dashboard controls describe (sections left at their defaults are left out)."""
-    by: dict[str, dict] = {}
-    for name, w in controls.items():
-        section, key = name.split(".")
-        by.setdefault(section, {})[key] = w
-    recipe = {s: section_from(by[s]) for s in ("prune", "quant") if by[s]["method"].value != "none"}
-    if "prune" in recipe:
-        recipe["prune"]["ratio"] = round(recipe["prune"]["ratio"], 4)  # a slider's float noise is not a new point
-    cache = section_from(by["cache"])
-    if not is_default_cache(cache):
-        recipe["cache"] = cache
-    batching = section_from(by["batching"])
-    if batching.pop("on"):
-        recipe["batching"] = batching
-    return recipe
-
-
-def _related(points, recipe: dict, section: str, key: str) -> list:
-    """Points whose recipe equals `recipe` except for `section.key`."""
-    def rest(r):
-        r = {s: dict(b) for s, b in r.items()}
-        r.get(section, {}).pop(key, None)
-        return r
-    want = rest(recipe)
-    return [p for p in points if section in p.recipe and rest(p.recipe) == want]
 
 
 class Dashboard(W.VBox):
@@ -102,8 +61,9 @@ class Dashboard(W.VBox):
         self.current = self.baseline = None
         self.hand, self.sweep = [], []
         self.moved = ("prune", "ratio")
-        self._lock, self._cancel = threading.Lock(), threading.Event()
-        self._pending, self._busy, self._quiet, self._thread = None, False, False, None
+        self._quiet = False
+        self.jobs = LatestJobQueue(self._run, self._show_error, lambda: setattr(self.cancel_button, "disabled", True),
+                                   threaded=threaded)
         self._targets: dict = {}  # (target, recipe) -> the point's figures there (or None)
 
         tabs = W.Tab(children=[W.VBox([self.controls[k] for k in self.controls if k.startswith(s)])
@@ -118,7 +78,7 @@ class Dashboard(W.VBox):
 
         for name, w in self.controls.items():
             w.observe(lambda change, name=name: self._on_change(name), names="value")
-        self.cancel_button.on_click(lambda _: self._cancel.set())
+        self.cancel_button.on_click(lambda _: self.jobs.cancel())
         self.load_button.on_click(lambda _: self._submit(("load", None)))
         self.export_button.on_click(lambda _: self._submit(("export", self.current)))
         self.selection.observe(lambda _: self._draw_table(), names="value")
@@ -175,44 +135,24 @@ class Dashboard(W.VBox):
             self.wait()
 
     def _submit(self, job) -> None:
-        with self._lock:
-            self._pending = job
-            if self._busy:  # the running job finishes (and is stored); this one runs next
-                return
-            self._busy = True
-        if self.threaded:
-            self._thread = threading.Thread(target=self._drain, daemon=True)
-            self._thread.start()
-        else:
-            self._drain()
+        self.jobs.submit(job)
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until every requested point is on the figure."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
+        self.jobs.wait(timeout)
 
-    def _drain(self) -> None:
-        while True:
-            with self._lock:
-                job, self._pending = self._pending, None
-                if job is None:
-                    self._busy = False
-                    return
-            self._cancel.clear()
-            try:
-                getattr(self, f"_do_{job[0]}")(job[1])
-            except Exception as e:  # noqa: BLE001 - shown in the readout, the dashboard stays usable
-                self.readout.value = f"<span style='color:#c00'>{type(e).__name__}: {e}</span>"
-            finally:
-                self.cancel_button.disabled = True
+    def _run(self, job) -> None:
+        getattr(self, f"_do_{job[0]}")(job[1])
+
+    def _show_error(self, e: Exception) -> None:
+        self.readout.value = f"<span style='color:#c00'>{type(e).__name__}: {e}</span>"
 
     # -- jobs (run in the worker) ----------------------------------------------------------------
     def _tick(self, done: int, total: int) -> None:
         from ..measure.point import Cancelled
 
         self.progress.max, self.progress.value = max(total, 1), done
-        if self._cancel.is_set():
+        if self.jobs.cancelled:
             raise Cancelled
 
     def _do_start(self, _) -> None:
@@ -247,7 +187,7 @@ class Dashboard(W.VBox):
 
     def _at_target(self, point):
         """Measure (or fetch from the store) `point`'s figures at the chosen target; kept per recipe."""
-        from ..measure.point import with_target
+        from ..measure.target import with_target
 
         name, key = self.target.value, self._target_key(point)
         if key not in self._targets:
@@ -289,9 +229,11 @@ class Dashboard(W.VBox):
             self._at_target(point)
         self._redraw()
         how = "from the store" if hit else f"measured ({point.engine})"
+        at = self.at_target(point).target if self.target.value != "tiny" else None
+        there = f"; at {at['name']}: {at['decode_ms_per_token']:.1f} ms/token ({at['method']})" if at else ""
         self.readout.value = (f"<b>{point.label}</b>: step accuracy {point.step:.3f} (n={point.n}), "
                               f"decode {point.decode_ms.median:.2f} ms/token (p90 {point.decode_ms.p90:.2f}), "
-                              f"memory {point.memory_bytes / 2**20:.2f} MiB; {how} in "
+                              f"memory {point.memory_bytes / 2**20:.2f} MiB{there}; {how} in "
                               f"{time.perf_counter() - t0:.2f} s")
         self.progress.value = self.progress.max
 
@@ -346,9 +288,9 @@ class Dashboard(W.VBox):
         _replace(self.figure, tradeoff_figure([at(p) for p in self.hand], at(self.baseline) if self.baseline else None,
                                               sweep=[at(p) for p in self.sweep],
                                               current=at(self.current) if self.current else None,
-                                              y=self.y_axis.value, target=target, model=self._model_name()))
+                                              y=self.y_axis.value, target=target, model=self._model_label()))
         section, key = self.moved
-        related = _related(self.points, self.current.recipe if self.current else {}, section, key)
+        related = related_points(self.points, self.current.recipe if self.current else {}, section, key)
         _replace(self.knob_view, knob_view_figure(related, section, key, self.baseline))
         from ..measure.pareto import pareto_front
 
@@ -365,7 +307,7 @@ class Dashboard(W.VBox):
         """`point` with the figures measured for it at the chosen target (None where there are none yet)."""
         return dataclasses.replace(point, target=self._targets.get(self._target_key(point)))
 
-    def _model_name(self) -> str:
+    def _model_label(self) -> str:
         from ..measure.evaluate import model_name
 
         return model_name(self.meter.model)

@@ -16,7 +16,7 @@ from ..serve import BatchingConfig, simulate
 from .controls import batching_controls, cache_controls, prune_controls, quant_controls, section_from
 
 
-def knob_explorer(meter, section: str, x_key: str, baseline, points: list, controls=None) -> W.VBox:
+def knob_explorer(meter, section: str, x_key: str, baseline, points: list, controls=None) -> MeasureBox:
     """Controls for one knob, a Measure button, and the 2x2 trade-off figure that gains each point.
 
     Args:
@@ -42,49 +42,50 @@ def knob_explorer(meter, section: str, x_key: str, baseline, points: list, contr
                 f"decode {point.decode_ms.median:.2f} ms/token, "
                 f"{point.weight_bytes / 2**20:.2f} MiB ({point.seconds:.0f} s)")
 
-    return _measure_box(controls, measure, lambda: knob_figure(points, (section, x_key), baseline))
+    return MeasureBox(controls, measure, lambda: knob_figure(points, (section, x_key), baseline))
 
 
-def _measure_box(controls: dict, measure, figure) -> W.VBox:
+class MeasureBox(W.VBox):
     """Controls, a Measure button with a status line, and a figure redrawn after each measurement.
 
-    `measure()` measures the controls' setting and returns the status text; a ValueError or
+    `measure_fn()` measures the controls' setting and returns the status text; a ValueError or
     RuntimeError it raises (a bad setting) is shown in red and measures nothing.
+
+    Attributes:
+        controls: the control dict; status: the status line (HTML).
     """
-    button = W.Button(description="Measure", button_style="primary", icon="play")
-    status = W.HTML()
-    plot = W.Output()
 
-    def redraw():
-        plot.clear_output(wait=True)
-        with plot:
-            display(figure())
+    def __init__(self, controls: dict, measure_fn, figure_fn):
+        self.controls, self._measure_fn, self._figure_fn = controls, measure_fn, figure_fn
+        self.button = W.Button(description="Measure", button_style="primary", icon="play")
+        self.status, self._plot = W.HTML(), W.Output()
+        super().__init__([W.HBox([W.VBox(list(controls.values())), W.VBox([self.button, self.status])]), self._plot])
+        self.button.on_click(lambda _: self.measure())
+        self._redraw()
 
-    def on_click(_):
-        button.disabled = True
-        status.value = "measuring ..."
+    def measure(self) -> None:
+        """What the button does: measure the controls' setting, then redraw (scripted use and tests)."""
+        self.button.disabled = True
+        self.status.value = "measuring ..."
         try:
-            status.value = measure()
+            self.status.value = self._measure_fn()
         except (ValueError, RuntimeError) as e:
-            status.value = f"<span style='color:#c00'>{e}</span>"
+            self.status.value = f"<span style='color:#c00'>{e}</span>"
             return
         finally:
-            button.disabled = False
-        redraw()
+            self.button.disabled = False
+        self._redraw()
 
-    button.on_click(on_click)
-    redraw()
-    box = W.VBox([W.HBox([W.VBox(list(controls.values())), W.VBox([button, status])]), plot])
-    box.measure = lambda: on_click(None)  # for scripted use and tests
-    box.controls, box.status = controls, status
-    return box
+    def _redraw(self) -> None:
+        self._plot.clear_output(wait=True)
+        with self._plot:
+            display(self._figure_fn())
 
 
 _SWEEP_WINDOWS_MS = (0, 1, 2, 5, 10, 20, 50, 100)
 
 
-def batching_explorer(service, *, config=None, n_requests: int = 1000, seed: int = 0, live=(),
-                      windows_ms=_SWEEP_WINDOWS_MS) -> W.VBox:
+class BatchingExplorer(W.VBox):
     """Sliders for the batching knob, a readout of the simulated report, and the window-sweep figure.
 
     Every slider change re-simulates (replay over the measured service times, well under a second):
@@ -98,44 +99,48 @@ def batching_explorer(service, *, config=None, n_requests: int = 1000, seed: int
         seed: seed of the arrival stream.
         live: live ServingReports to overlay where rate and max batch match.
         windows_ms: windows of the sweep drawn in the figure.
-    Returns:
-        The widget box (display it); `box.update()` re-simulates, `box.report` is the latest report.
+    Attributes:
+        controls, readout; report: the latest simulated report; `update()` re-simulates.
     """
 
-    controls = batching_controls(config)
-    readout = W.HTML()
-    plot = W.Output()
-    box = W.VBox([W.HBox([W.VBox(list(controls.values())), readout]), plot])
+    def __init__(self, service, *, config=None, n_requests: int = 1000, seed: int = 0, live=(),
+                 windows_ms=_SWEEP_WINDOWS_MS):
+        self.service, self.n_requests, self.seed, self.live, self.windows_ms = service, n_requests, seed, live, windows_ms
+        self.controls, self.readout, self._plot, self.report = batching_controls(config), W.HTML(), W.Output(), None
+        super().__init__([W.HBox([W.VBox(list(self.controls.values())), self.readout]), self._plot])
+        for w in self.controls.values():
+            w.observe(self.update, names="value")
+        self.update()
 
-    def update(_=None):
+    def update(self, _=None) -> None:
+        """Re-simulate the controls' setting and redraw (a bad setting is shown, nothing simulated)."""
         try:
-            cfg = BatchingConfig(**{k: w.value for k, w in controls.items()})
+            cfg = BatchingConfig(**{k: w.value for k, w in self.controls.items()})
         except ValueError as e:
-            readout.value = f"<span style='color:#c00'>{e}</span>"
+            self.readout.value = f"<span style='color:#c00'>{e}</span>"
             return
-        rep = simulate(cfg, service, n_requests, seed)
-        sweep = [rep if w == cfg.window_ms else
-                 simulate(BatchingConfig(float(w), cfg.max_batch, cfg.arrival_rate), service, n_requests, seed)
-                 for w in sorted(set(windows_ms) | {cfg.window_ms})]
-        box.report = rep
-        readout.value = (f"<b>simulated</b> ({rep.n} requests): p50 {rep.p50_ms:.0f} ms, p99 {rep.p99_ms:.0f} ms, "
-                         f"{rep.throughput_rps:.2f} req/s, {rep.tokens_per_s:.0f} tokens/s, "
-                         f"mean batch {rep.mean_batch:.2f}, queue wait {rep.queue_wait_share:.0%} of latency")
-        points = [r for r in live if r.arrival_rate == cfg.arrival_rate and r.max_batch == cfg.max_batch]
-        plot.clear_output(wait=True)
-        with plot:
+        rep = simulate(cfg, self.service, self.n_requests, self.seed)
+        sweep = [rep if w == cfg.window_ms else simulate(BatchingConfig(float(w), cfg.max_batch, cfg.arrival_rate),
+                                                         self.service, self.n_requests, self.seed)
+                 for w in sorted(set(self.windows_ms) | {cfg.window_ms})]
+        self.report = rep
+        self.readout.value = (f"<b>simulated</b> ({rep.n} requests): p50 {rep.p50_ms:.0f} ms, p99 {rep.p99_ms:.0f} ms, "
+                              f"{rep.throughput_rps:.2f} req/s, {rep.tokens_per_s:.0f} tokens/s, "
+                              f"mean batch {rep.mean_batch:.2f}, queue wait {rep.queue_wait_share:.0%} of latency")
+        points = [r for r in self.live if r.arrival_rate == cfg.arrival_rate and r.max_batch == cfg.max_batch]
+        self._plot.clear_output(wait=True)
+        with self._plot:
             display(serving_figure(sweep, points, mark_window=cfg.window_ms,
                                    title=f"simulated window sweep at {cfg.arrival_rate:g} req/s, "
                                          f"max batch {cfg.max_batch}"))
 
-    for w in controls.values():
-        w.observe(update, names="value")
-    box.controls, box.readout, box.update = controls, readout, update
-    update()
-    return box
+
+def batching_explorer(service, **kwargs) -> BatchingExplorer:
+    """The batching explorer of notebook 03 (see `BatchingExplorer`; keyword arguments as there)."""
+    return BatchingExplorer(service, **kwargs)
 
 
-def cache_explorer(model, tokenizer, steps, records: list, controls=None) -> W.VBox:
+def cache_explorer(model, tokenizer, steps, records: list, controls=None) -> MeasureBox:
     """Controls for the KV-cache knob, a Measure button, and the cache figure that gains each setting.
 
     Args:
@@ -157,4 +162,4 @@ def cache_explorer(model, tokenizer, steps, records: list, controls=None) -> W.V
                 f"prefill {rec.prefill_ms_mean:.1f} ms/step, decode {rec.decode_ms_per_token.median:.2f} "
                 f"ms/token, prefix hit rate {rec.prefix_hit_rate:.2f}")
 
-    return _measure_box(controls, measure, lambda: cache_figure(records))
+    return MeasureBox(controls, measure, lambda: cache_figure(records))
