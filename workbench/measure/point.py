@@ -7,8 +7,9 @@ and, where the recipe sets them, the cache policy's and the batcher's figures, f
 Engines: `ort` (the default) measures the recipe's model as the export writes it, the fused ONNX
 graph with the recipe's own codes in MatMulNBits (`workbench.ort`), on ONNX Runtime: accuracy,
 KL and latency of the artifact a user ships. `pytorch` measures PyTorch eager (the parity
-reference) and is what runs where ONNX Runtime cannot: 3- and 2-bit or bfloat16 weights, KV-cache
-policies other than `full`, a prefix cache; the point's `engine` then says so.
+reference) and is what runs where ONNX Runtime cannot: 3- and 2-bit or bfloat16 weights, a KV-cache
+section (its policies and the prefix cache are PyTorch's), other architectures; the point's `engine`
+then says why (`ort_refusal`).
 """
 from __future__ import annotations
 
