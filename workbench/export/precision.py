@@ -29,9 +29,9 @@ import torch
 from torch import nn
 
 from ..ort.graph import ACCURACY_LEVEL
+from ..ort.nbits import PER_CHANNEL_BLOCK
 
 KINDS = ("float32", "int8-dynamic", "int8", "int4")
-PER_CHANNEL_BLOCK = 128
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .target_build import (_PER_CHANNEL_BLOCK, WARMUP, _check_groups, _time_depth, _time_depths,
+from ..ort.nbits import PER_CHANNEL_BLOCK
+from .target_build import (WARMUP, _check_groups, _time_depth, _time_depths,
                            computed_weight_bytes, kv_bytes_per_token, random_decoder)
 from .target_build import MAX_POSITIONS, PARTIAL_ROTARY  # noqa: F401  (their old home)
 
@@ -145,9 +146,9 @@ def weight_precision(recipe) -> dict:
         raise ValueError(f"quant.bits {q.bits} has no ONNX Runtime kernel (MatMulNBits runs 4 and 8 bits on CPU), "
                          "so it cannot be timed at a target")
     if q.bits == 8 and q.activations == "int8":  # torch.ao's per-channel codes, written as blocks of 128
-        return {"kind": "int8", "bits": 8, "block_size": _PER_CHANNEL_BLOCK, "group_size": 0,
+        return {"kind": "int8", "bits": 8, "block_size": PER_CHANNEL_BLOCK, "group_size": 0,
                 "symmetric": bool(q.symmetric)}
-    return {"kind": f"int{q.bits}", "bits": q.bits, "block_size": q.group_size or _PER_CHANNEL_BLOCK,
+    return {"kind": f"int{q.bits}", "bits": q.bits, "block_size": q.group_size or PER_CHANNEL_BLOCK,
             "group_size": q.group_size, "symmetric": bool(q.symmetric)}
 
 

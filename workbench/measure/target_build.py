@@ -9,8 +9,6 @@ from __future__ import annotations
 import ctypes
 import gc
 import math
-import os
-import tempfile
 import time
 from typing import TYPE_CHECKING
 
@@ -18,13 +16,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..ort.nbits import PER_CHANNEL_BLOCK
+
 if TYPE_CHECKING:  # annotations only (the target module imports this one)
     from .target import TargetShape
 
 MAX_POSITIONS = 32768  # rows of the graph's rotary caches
 PARTIAL_ROTARY = 0.5
 WARMUP = 1  # untimed prefill + decode runs before the timed ones
-_PER_CHANNEL_BLOCK = 128
 _NORM_CONST_BYTES = 4 + 8 + 4  # a plain RMSNorm's constants in the graph: Pow 2 (f32), axes (i64), eps (f32)
 _MASK_CONST_BYTES = 8 + 8  # one_i64 and axes_1
 
@@ -42,7 +41,7 @@ def _layer_linears(shape: TargetShape) -> list[tuple[str, int, int, bool]]:
 def _block(group: int, k: int) -> int:
     """The MatMulNBits block of a K-input layer quantized at `group` (as `workbench.ort.nbits.block_size`)."""
     g = group or k
-    return g if g < k else _PER_CHANNEL_BLOCK  # one group per row: blocks of 128 holding the row's grid
+    return g if g < k else PER_CHANNEL_BLOCK  # one group per row: blocks of 128 holding the row's grid
 
 
 def _check_groups(shape: TargetShape, precision: dict) -> None:
@@ -250,22 +249,14 @@ def _free() -> None:
 
 def _random_session(shape: TargetShape, precision: dict, layers: int, embed_rows: int, threads: int, *,
                     build=random_decoder):
-    """An OrtDecoder of `build(...)` (`random_decoder`). A graph above 1 GiB is written to a temporary folder and
-    the PyTorch model freed before ONNX Runtime loads it, so the weights are never held twice (at 9B: 2.5 GB
-    lm_head)."""
-    from ..ort import OrtDecoder, export_fused, fused_decoder, make_session
-    from ..ort.contract import EXTERNAL_DATA_BYTES
-    from ..ort.graph import state_bytes
+    """An OrtDecoder of `build(...)` (`random_decoder`). The model is handed over without a second reference, so
+    above 1 GiB `fused_decoder` frees it before ONNX Runtime loads the graph: the weights are never held twice
+    (at 9B: 2.5 GB lm_head)."""
+    from ..ort import fused_decoder
 
-    model = build(shape, precision, layers, embed_rows)
-    if state_bytes(model) <= EXTERNAL_DATA_BYTES:
-        return fused_decoder(model, threads=threads)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.onnx")
-        export_fused(model, path)
-        del model
-        _free()
-        return OrtDecoder(make_session(path, threads))
+    decoder = fused_decoder(build(shape, precision, layers, embed_rows), threads=threads)
+    _free()
+    return decoder
 
 
 def _time_depth(shape: TargetShape, precision: dict, layers: int, *, threads: int, prefill_tokens: int,

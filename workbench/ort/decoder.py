@@ -159,6 +159,7 @@ def fused_decoder(model, threads: int | None = None, workdir: str | os.PathLike 
     Raises:
         ValueError: what the graph builder cannot write (architecture, 3- / 2-bit or bfloat16 layers).
     """
+    import gc
     import tempfile
 
     from .graph import build_fused, export_fused, initializer_bytes, state_bytes
@@ -171,6 +172,8 @@ def fused_decoder(model, threads: int | None = None, workdir: str | os.PathLike 
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         path = os.path.join(tmp, "model.onnx")
         export_fused(model, path)
+        del model  # a caller that passed its only reference frees the weights before ONNX Runtime loads them
+        gc.collect()
         decoder = OrtDecoder(make_session(path, threads))
         decoder.weight_bytes = sum(os.path.getsize(os.path.join(tmp, f)) for f in os.listdir(tmp))
         return decoder
