@@ -7,6 +7,7 @@ import json
 
 import ipywidgets as W
 
+from ..measure.evaluate import model_name
 from ..recipe import Recipe, RecipeError
 from .controls import STYLE, dashboard_controls, recipe_from_controls, related_points
 from .jobs import LatestJobQueue
@@ -288,16 +289,19 @@ class Dashboard(W.VBox):
         _replace(self.figure, tradeoff_figure([at(p) for p in self.hand], at(self.baseline) if self.baseline else None,
                                               sweep=[at(p) for p in self.sweep],
                                               current=at(self.current) if self.current else None,
-                                              y=self.y_axis.value, target=target, model=self._model_label()))
+                                              y=self.y_axis.value, target=target, model=model_name(self.meter.model)))
         section, key = self.moved
         related = related_points(self.points, self.current.recipe if self.current else {}, section, key)
         _replace(self.knob_view, knob_view_figure(related, section, key, self.baseline))
-        from ..measure.pareto import pareto_front
+        from ..measure.pareto import objectives_for, pareto_front
 
         labels = [(f"{p.label} ({p.step:.3f}, {p.decode_ms.median:.2f} ms)", i) for i, p in enumerate(self.points)]
-        front = {id(p) for p in pareto_front(self.points)}
+        shown = [at(p) for p in self.points]  # the table's front is the plot's: same axis, same target
+        shown = [p for p in shown if target is None or p.target is not None]
+        front = {json.dumps(p.recipe, sort_keys=True)
+                 for p in pareto_front(shown, objectives_for(self.y_axis.value, target is not None))}
         self.selection.options = labels
-        self.selection.value = tuple(i for _, i in labels if id(self.points[i]) in front)
+        self.selection.value = tuple(i for _, i in labels if json.dumps(self.points[i].recipe, sort_keys=True) in front)
         self._draw_table()
 
     def _target_key(self, point) -> tuple[str, str]:
@@ -306,11 +310,6 @@ class Dashboard(W.VBox):
     def at_target(self, point):
         """`point` with the figures measured for it at the chosen target (None where there are none yet)."""
         return dataclasses.replace(point, target=self._targets.get(self._target_key(point)))
-
-    def _model_label(self) -> str:
-        from ..measure.evaluate import model_name
-
-        return model_name(self.meter.model)
 
     def _draw_table(self) -> None:
         from ..plots import points_frame
