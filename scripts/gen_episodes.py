@@ -8,6 +8,10 @@ occurs. Layouts are jittered per episode so coordinates must be read from the sc
 
     python scripts/gen_episodes.py --split eval --steps 640 --out data/episodes/eval.jsonl
 
+Each step's screen is also drawn as a PNG screenshot (workbench.task.render) into --screens
+(default: screens/<split> beside --out, files <episode_id>-<step>.png) and referenced from the
+record's `screenshot` field; --no-screens writes the trees only.
+
 Splits draw from disjoint seed streams ("train", "calib", "eval"), so eval never repeats a
 training episode's random state.
 """
@@ -640,9 +644,21 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
+    p.add_argument("--screens", metavar="DIR",
+                   help="folder of the screenshot PNGs (default: screens/<split> beside --out)")
+    p.add_argument("--no-screens", action="store_true", help="write the accessibility trees only, no PNGs")
     a = p.parse_args(argv)
+    if a.no_screens and a.screens:
+        p.error("--screens and --no-screens exclude each other")
     steps = generate(a.split, a.steps, a.seed)
-    save_steps(steps, a.out)
+    out = Path(a.out)
+    if not a.no_screens:
+        from workbench.task.render import write_screenshots
+
+        folder = Path(a.screens) if a.screens else out.parent / "screens" / a.split
+        steps = write_screenshots(steps, folder)
+        print(f"drew {len(steps)} screenshots into {folder}")
+    save_steps(steps, out)
     print(f"wrote {len(steps)} steps to {a.out}")
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -64,14 +65,35 @@ def test_whole_episodes_of_at_least_n_steps(gen, n):
 @pytest.mark.parametrize("path,split,n", [(EVAL_PATH, "eval", 640), (CALIB_PATH, "calib", 160)],
                          ids=["eval", "calib"])
 def test_committed_file_equals_generator(gen, path, split, n):
-    assert load_steps(path) == gen.generate(split, n)
+    committed = load_steps(path)
+    assert all(s.screenshot is not None for s in committed)       # drawn by the CLI (--screens)
+    assert [replace(s, screenshot=None) for s in committed] == gen.generate(split, n)
 
 
 def test_cli_writes_what_generate_returns(gen, tmp_path, capsys):
     out = tmp_path / "calib.jsonl"
     gen.main(["--split", "calib", "--steps", "30", "--out", str(out)])
-    assert load_steps(out) == gen.generate("calib", 30)
+    got = load_steps(out)
+    assert [replace(s, screenshot=None) for s in got] == gen.generate("calib", 30)
+    assert [s.screenshot for s in got] == [(tmp_path / "screens" / "calib" / f"{s.episode_id}-{s.step}.png").resolve()
+                                           for s in got]
+    # the same pictures as the committed calib split's
+    committed = {s.screenshot.name: s.screenshot for s in load_steps(CALIB_PATH)}
+    assert all(s.screenshot.read_bytes() == committed[s.screenshot.name].read_bytes() for s in got)
     assert str(out) in capsys.readouterr().out
+
+
+def test_cli_screens_options(gen, tmp_path):
+    gen.main(["--split", "calib", "--steps", "3", "--out", str(tmp_path / "a.jsonl"), "--no-screens"])
+    assert all(s.screenshot is None for s in load_steps(tmp_path / "a.jsonl"))
+    assert not (tmp_path / "screens").exists()
+    gen.main(["--split", "calib", "--steps", "3", "--out", str(tmp_path / "b.jsonl"), "--screens", str(tmp_path / "png")])
+    got = load_steps(tmp_path / "b.jsonl")
+    assert all(s.screenshot.parent == (tmp_path / "png").resolve() for s in got)
+    assert (tmp_path / "b.jsonl").read_text().count('"screenshot":"png/') == len(got)
+    with pytest.raises(SystemExit):
+        gen.main(["--split", "calib", "--steps", "3", "--out", str(tmp_path / "c.jsonl"), "--no-screens",
+                  "--screens", "x"])
 
 
 # ---- coverage -----------------------------------------------------------------------------------
