@@ -97,10 +97,32 @@ def test_dtype(checkpoint):
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
 
 
+def test_glm4v_loads_with_its_vision_tower_and_names_a_missing_processor_file(tmp_path):
+    _write(tmp_path / "a", "Glm4vForConditionalGeneration")
+    model, _ = load_model(tmp_path / "a")
+    assert sum(p.numel() for p in model.model.visual.parameters()) > 0
+    (tmp_path / "a" / "preprocessor_config.json").unlink()
+    with pytest.raises(ModelLoadError, match="preprocessor_config.json.*vision=False"):
+        load_model(tmp_path / "a")
+    text_only, _ = load_model(tmp_path / "a", vision=False)  # the language model alone needs no processor
+    assert sum(p.numel() for p in text_only.model.visual.parameters()) == 0
+
+
+def test_dtype_and_device_names_are_checked():
+    assert load_mod.resolve_dtype("bfloat16") is torch.bfloat16
+    with pytest.raises(ModelLoadError, match="float32, bfloat16, float16"):
+        load_mod.resolve_dtype("int4")
+    with pytest.raises(ModelLoadError, match="cpu.*cuda"):
+        load_mod.resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelLoadError, match="sees no CUDA GPU; use --device cpu"):
+            load_mod.resolve_device("cuda")
+
+
 def test_glm4v_is_text_only_and_saves(tmp_path):
     arch = "Glm4vForConditionalGeneration"
     original = _write(tmp_path / "a", arch)
-    model, tok = load_model(tmp_path / "a")
+    model, tok = load_model(tmp_path / "a", vision=False)
     assert sum(p.numel() for p in model.model.visual.parameters()) == 0
     assert sum(p.numel() for p in model.parameters()) < sum(p.numel() for p in original.parameters())
     with pytest.raises(RuntimeError, match="text-only"):
@@ -109,7 +131,7 @@ def test_glm4v_is_text_only_and_saves(tmp_path):
     # save_pretrained writes the text weights; the folder loads again with the same logits.
     model.save_pretrained(tmp_path / "b")
     tok.save_pretrained(tmp_path / "b")
-    again, _ = load_model(tmp_path / "b")
+    again, _ = load_model(tmp_path / "b", vision=False)
     with torch.no_grad():
         diff = (again(input_ids=IDS).logits - original(input_ids=IDS).logits).abs().max().item()
     assert diff < 1e-5

@@ -6,18 +6,21 @@ AutoGLM-Phone-9B). Local folders load offline (``local_files_only=True``) and fr
 only: pickle checkpoints are refused. The folder is checked before transformers sees it, so a
 bad folder fails with a ``ModelLoadError`` that names the path and the fix.
 
-Every returned model is used the same way (text-only)::
+Every text model is used the same way::
 
     out = model(input_ids=ids, past_key_values=cache_or_None, use_cache=True)
     out.logits           # (B, T, V)
     out.past_key_values  # transformers DynamicCache; pass it back to decode the next tokens
 
-Glm4v: the vision tower is dropped after loading (``model.model.visual`` becomes a stub that
-raises on use). A text-only forward never touches it, and without it the knobs and the memory
-figures see only the weights that run. Text-only positions need no wrapper: with no image the
-model numbers tokens ``past_len, past_len + 1, ...`` on all three M-RoPE axes, which is plain
-RoPE. Use ``model.config.get_text_config()`` for the decoder shape (layers, heads, vocab).
-Caveats: peak memory while loading still includes the vision tower (freed right after), and
+Glm4v (GLM-4.1V, AutoGLM-Phone-9B) loads as the vision-language model it is, vision tower
+included; its processor files (``preprocessor_config.json``, a chat template) must be there
+(`workbench.model.vision.load_processor`), and a missing one is named. ``vision=False`` loads it
+text-only instead: the vision tower is dropped after loading (``model.model.visual`` becomes a stub
+that raises on use), so the knobs and the memory figures see only the weights that run. Text-only
+positions need no wrapper: with no image the model numbers tokens ``past_len, past_len + 1, ...`` on
+all three M-RoPE axes, which is plain RoPE. Use ``model.config.get_text_config()`` for the decoder
+shape (layers, heads, vocab).
+Caveats of text-only: peak memory while loading still includes the vision tower (freed right after), and
 ``save_pretrained`` writes the text weights only, so the saved folder reloads here as before (with
 transformers' report listing the ``model.visual.*`` weights as MISSING) but a plain
 ``from_pretrained`` of it would get a randomly initialised vision tower.
@@ -35,7 +38,7 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-__all__ = ["DEFAULT_MODEL", "SUPPORTED_ARCHITECTURES", "ModelLoadError", "load_model"]
+__all__ = ["DEFAULT_MODEL", "DTYPES", "SUPPORTED_ARCHITECTURES", "ModelLoadError", "load_model", "resolve_device", "resolve_dtype"]
 
 DEFAULT_MODEL = pathlib.Path(__file__).resolve().parents[2] / "data" / "open-autoglm-tiny"
 SUPPORTED_ARCHITECTURES = ("GlmForCausalLM", "Glm4ForCausalLM", "Glm4vForConditionalGeneration")
@@ -57,7 +60,8 @@ class ModelLoadError(ValueError):
 
 
 def load_model(
-    source: str | os.PathLike | None = None, *, dtype: torch.dtype = torch.float32
+    source: str | os.PathLike | None = None, *, dtype: torch.dtype = torch.float32, vision: bool = True,
+    device: str | torch.device = "cpu",
 ) -> tuple[nn.Module, PreTrainedTokenizerBase]:
     """Load a supported GLM-family checkpoint and its tokenizer.
 
@@ -68,15 +72,18 @@ def load_model(
 
     Args:
         source: folder path, hub id, or None for the embedded default model.
-        dtype: parameter dtype of the loaded model (torch.float32, torch.bfloat16, ...).
+        dtype: parameter dtype of the loaded model (torch.float32, torch.bfloat16, ...) or its name.
+        vision: Glm4v only: keep the vision tower (True; the processor files must be there) or load
+            the language model alone (False).
+        device: where the model lives ("cpu", "cuda", "cuda:1").
 
     Returns:
-        (model, tokenizer): the model in eval mode (for Glm4v: text-only, vision tower dropped)
-        and its tokenizer.
+        (model, tokenizer): the model in eval mode and its tokenizer.
 
     Raises:
         ModelLoadError: the folder or hub id cannot be loaded; the message names the fix.
     """
+    dtype, device = resolve_dtype(dtype), resolve_device(device)
     if source is None:
         if not (DEFAULT_MODEL / "config.json").is_file():
             raise ModelLoadError(
@@ -87,9 +94,45 @@ def load_model(
         source = DEFAULT_MODEL
     path = pathlib.Path(source).expanduser()
     if isinstance(source, str) and not path.exists() and _HUB_ID.match(source):
-        return _load_from_hub(source, dtype)
+        return _load_from_hub(source, dtype, vision, device)
     architecture = _check_folder(path)
-    return _load(str(path), architecture, dtype, local_files_only=True, where=str(path))
+    if architecture == "Glm4vForConditionalGeneration" and vision:
+        from .vision import ProcessorError, load_processor
+
+        try:
+            load_processor(path)
+        except ProcessorError as e:
+            raise ModelLoadError(str(e)) from None
+    return _load(str(path), architecture, dtype, vision, device, local_files_only=True, where=str(path))
+
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_dtype(dtype) -> torch.dtype:
+    """A torch dtype from itself or its name ("float32", "bfloat16", "float16"); ModelLoadError otherwise."""
+    if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return DTYPES[dtype]
+    raise ModelLoadError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+
+
+def resolve_device(device) -> torch.device:
+    """A torch device that exists here; ModelLoadError naming the fix for "cuda" without a GPU."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ModelLoadError(f"device must be 'cpu' or 'cuda[:N]', got {device!r} ({e})") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelLoadError(f"device {device} was asked for, but this torch ({torch.__version__}) sees no CUDA "
+                                 f"GPU; use --device cpu, or install a CUDA build of torch on a machine with a GPU")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ModelLoadError(f"device {device} does not exist: {torch.cuda.device_count()} GPU(s) here")
+    elif device.type != "cpu":
+        raise ModelLoadError(f"device must be 'cpu' or 'cuda[:N]', got {device}")
+    return device
 
 
 def _check_folder(path: pathlib.Path) -> str:
@@ -195,7 +238,8 @@ def _weight_files(path: pathlib.Path) -> list[pathlib.Path]:
     )
 
 
-def _load_from_hub(repo_id: str, dtype: torch.dtype) -> tuple[nn.Module, PreTrainedTokenizerBase]:
+def _load_from_hub(repo_id: str, dtype: torch.dtype, vision: bool,
+                   device: torch.device) -> tuple[nn.Module, PreTrainedTokenizerBase]:
     """Fetch the config of a hub id, check it, then load model and tokenizer (needs a network)."""
     try:
         # only where the user named a hub id and has a network; nothing in the workbench does this itself
@@ -207,11 +251,12 @@ def _load_from_hub(repo_id: str, dtype: torch.dtype) -> tuple[nn.Module, PreTrai
             "checkpoint where you have a network and pass its local folder."
         ) from exc
     architecture = _architecture(config, f"{repo_id}/config.json")
-    return _load(repo_id, architecture, dtype, local_files_only=False, where=repo_id)
+    return _load(repo_id, architecture, dtype, vision, device, local_files_only=False, where=repo_id)
 
 
 def _load(
-    source: str, architecture: str, dtype: torch.dtype, *, local_files_only: bool, where: str
+    source: str, architecture: str, dtype: torch.dtype, vision: bool, device: torch.device, *,
+    local_files_only: bool, where: str
 ) -> tuple[nn.Module, PreTrainedTokenizerBase]:
     """from_pretrained for model and tokenizer, errors wrapped in ModelLoadError."""
     model_class = getattr(transformers, architecture)
@@ -231,8 +276,15 @@ def _load(
             f"Loading the tokenizer of {where} failed ({type(exc).__name__}: {exc}); copy tokenizer.json "
             "and tokenizer_config.json from the original checkpoint."
         ) from exc
-    if architecture == "Glm4vForConditionalGeneration":
+    if architecture == "Glm4vForConditionalGeneration" and not vision:
         model.model.visual = _VisionTowerDropped()
+    if device.type != "cpu":
+        try:
+            model = model.to(device)
+        except torch.OutOfMemoryError as exc:
+            raise ModelLoadError(
+                f"{where} does not fit on {device} in {str(dtype).removeprefix('torch.')} ({exc}); use bfloat16, "
+                "a GPU with more memory, or a smaller model") from None
     return model.eval(), tokenizer
 
 

@@ -10,15 +10,18 @@ Each family keeps the real checkpoints' shape ratios, scaled down: glm-4-9b-chat
 head_dim 8, MLP 224. GLM-4.1V's text model (``glm4v``, ``Glm4vForConditionalGeneration``) has
 head_dim = hidden / heads and M-RoPE sections [8, 12, 12] of 32 rotary pairs; keeping that split
 exact needs 8 pairs, so head_dim 32 there: hidden 128, 4 / 1 heads, sections [2, 3, 3], MLP 416,
-and a one-block vision tower (which load_model drops). The MLP width is the multiple of 32 nearest
+and a one-block vision tower. The MLP width is the multiple of 32 nearest
 3.34x hidden, so quantization groups of 32 divide every layer's input, as in the real models.
 
 Every parameter is random (norm weights 1 + noise, biases non-zero), so a loader or transform that
 drops a bias or a norm changes the logits. The weights are seeded: the same arguments give the same
-checkpoint. The default tokenizer is open-autoglm-tiny's, so the task's prompts tokenize.
+checkpoint. The default tokenizer is open-autoglm-tiny's, so the task's prompts tokenize; a glm4v
+checkpoint's tokenizer gains GLM-4.1V's prefix, image and answer tokens and its chat template, and the
+folder its image processor (`workbench.model.vision`), so it loads as a vision-language model.
 """
 from __future__ import annotations
 
+import copy
 import os
 import pathlib
 
@@ -39,7 +42,7 @@ _DEFAULT_HIDDEN = {"glm": 64, "glm4": 64, "glm4v": 128}
 
 def random_config(family: str = "glm4", *, vocab_size: int, hidden_size: int | None = None,
                   num_layers: int = 2, pad_token_id: int | None = 0,
-                  eos_token_id: int | None = 0) -> PreTrainedConfig:
+                  eos_token_id: int | None = 0, image_token_ids: dict | None = None) -> PreTrainedConfig:
     """The config of a small model of one family (see the module docstring for the shapes).
 
     Args:
@@ -49,6 +52,7 @@ def random_config(family: str = "glm4", *, vocab_size: int, hidden_size: int | N
             with the heads scaled along.
         num_layers: decoder layers.
         pad_token_id, eos_token_id: the tokenizer's ids.
+        image_token_ids: glm4v: {token: id} of the tokenizer's image tokens (`vision.add_vision_tokens`).
 
     Returns:
         A transformers config for FAMILIES[family].
@@ -68,7 +72,12 @@ def random_config(family: str = "glm4", *, vocab_size: int, hidden_size: int | N
                     rope_parameters=dict(rope_type="default", rope_theta=10000.0, partial_rotary_factor=0.5,
                                          mrope_section=[2, 3, 3]))
         vision = dict(depth=1, hidden_size=32, num_heads=2, intermediate_size=64, out_hidden_size=hidden)
-        return transformers.Glm4vConfig(text_config=text, vision_config=vision, tie_word_embeddings=False)
+        ids = image_token_ids or {}
+        keys = dict(image_token_id="<|image|>", video_token_id="<|video|>", image_start_token_id="<|begin_of_image|>",
+                    image_end_token_id="<|end_of_image|>", video_start_token_id="<|begin_of_video|>",
+                    video_end_token_id="<|end_of_video|>")
+        tokens = {key: ids[t] for key, t in keys.items() if t in ids}
+        return transformers.Glm4vConfig(text_config=text, vision_config=vision, tie_word_embeddings=False, **tokens)
     config_class = transformers.GlmConfig if family == "glm" else transformers.Glm4Config
     return config_class(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=intermediate,
                         num_hidden_layers=num_layers, num_attention_heads=8 * scale,
@@ -121,11 +130,13 @@ def jitter_norms_and_biases_(model: nn.Module, norm_std: float, bias_std: float)
 
 def write_random_checkpoint(folder: str | os.PathLike, family: str = "glm4", *,
                             tokenizer: PreTrainedTokenizerBase | str | os.PathLike | None = None,
-                            vocab_size: int | None = None, seed: int = 0, **config_kwargs) -> nn.Module:
+                            vocab_size: int | None = None, seed: int = 0, max_image_tokens: int = 96,
+                            **config_kwargs) -> nn.Module:
     """Write a small random-weight checkpoint of one family that load_model(folder) loads.
 
     The folder gets config.json, generation_config.json, model.safetensors and the tokenizer files,
-    as save_pretrained writes them for a real checkpoint.
+    as save_pretrained writes them for a real checkpoint; glm4v also the chat template and
+    preprocessor_config.json.
 
     Args:
         folder: where to write (created if missing; files already there are overwritten).
@@ -134,6 +145,7 @@ def write_random_checkpoint(folder: str | os.PathLike, family: str = "glm4", *,
         tokenizer: a tokenizer or the folder of one; None: open-autoglm-tiny's (data/open-autoglm-tiny).
         vocab_size: None: len(tokenizer); larger values leave ids no token maps to.
         seed: the same seed gives the same weights.
+        max_image_tokens: glm4v: the image processor's pixel budget, in merged 28x28 patches.
         **config_kwargs: hidden_size, num_layers (see random_config).
 
     Returns:
@@ -141,6 +153,13 @@ def write_random_checkpoint(folder: str | os.PathLike, family: str = "glm4", *,
     """
     if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
         tokenizer = AutoTokenizer.from_pretrained(tokenizer or DEFAULT_MODEL, local_files_only=True)
+    image_processor = None
+    if family == "glm4v":
+        from .vision import add_vision_tokens, image_processor_for
+
+        tokenizer = copy.deepcopy(tokenizer)  # the caller's tokenizer keeps its vocabulary
+        config_kwargs["image_token_ids"] = add_vision_tokens(tokenizer)
+        image_processor = image_processor_for(max_image_tokens)
     vocab = vocab_size or len(tokenizer)
     if vocab < len(tokenizer):
         raise ValueError(f"vocab_size {vocab} is smaller than the tokenizer's {len(tokenizer)} tokens")
@@ -156,4 +175,6 @@ def write_random_checkpoint(folder: str | os.PathLike, family: str = "glm4", *,
         if bar:
             hf_logging.enable_progress_bar()
     tokenizer.save_pretrained(folder)
+    if image_processor is not None:
+        image_processor.save_pretrained(folder)
     return model
