@@ -25,10 +25,24 @@ from .task import DEFAULT_CALIB, load_steps, render_prompt
 CALIB_STEPS = 64  # calibration prompts every measured point, evaluate and export use (one home)
 
 
-def default_calibration(tokenizer, episodes=None, n: int = CALIB_STEPS) -> list[torch.Tensor]:
+def default_calibration(tokenizer, episodes=None, n: int = CALIB_STEPS, processor=None) -> list:
     """The calibration batches the workbench uses unless told otherwise: the first `n` steps of
-    data/episodes/calib.jsonl (or of `episodes`), so a point and its export see the same data."""
-    return calibration_batches(tokenizer, load_steps(episodes or DEFAULT_CALIB), n=n)
+    data/episodes/calib.jsonl (or of `episodes`), so a point and its export see the same data.
+    With a vision-language model's `processor`, the steps' screenshots in the open-autoglm prompt mode."""
+    steps = load_steps(episodes or DEFAULT_CALIB, limit=n)
+    if processor is not None:
+        return screen_batches(processor, steps)
+    return calibration_batches(tokenizer, steps, n=n)
+
+
+def screen_batches(processor, steps) -> list[dict]:
+    """Calibration inputs of a vision-language model: each step's screenshot, its open-autoglm messages
+    and its target answer, as the model's keyword tensors (`workbench.model.vision.screen_inputs`)."""
+    from .model.vision import screen_inputs
+    from .task.open_autoglm import earlier_apps
+
+    apps = earlier_apps(steps)
+    return [screen_inputs(processor, s, apps=apps[(s.episode_id, s.step)], with_target=True) for s in steps]
 
 
 def calibration_batches(tokenizer, steps, n: int | None = None,
@@ -156,6 +170,13 @@ class _Catcher(nn.Module):
         raise _Caught
 
 
+def model_inputs(batch, device) -> dict:
+    """A calibration batch as forward keywords: token ids (1, T), or a vision-language step's tensors."""
+    if isinstance(batch, dict):
+        return {k: v.to(device) for k, v in batch.items()}
+    return {"input_ids": batch.to(device)}
+
+
 def decoder_layers(model: nn.Module) -> nn.ModuleList:
     """The ModuleList of decoder layers (HF `get_decoder().layers`, else the longest `*.layers` list).
 
@@ -211,6 +232,11 @@ def sequential(model: nn.Module, batches: Sequence[torch.Tensor], filter_fn: Cal
     full = {id(m): n for n, m in model.named_modules()}
     selected = {n for n, m in model.named_modules() if filter_fn(m, n)}
     inside = {f"{full[id(layer)]}.{n}" for layer in layers for n, _ in layer.named_modules() if n}
+    outside = sorted(selected - inside)
+    if any(".visual." in f".{n}" for n in outside):
+        raise ValueError("layer-by-layer calibration covers the language model's decoder layers, not the vision "
+                         f"tower ({outside[0]}, ...): use scope 'language' with this method, or method 'rtn' "
+                         "(or 'magnitude') for scope 'all'")
     if selected - inside:
         warnings.warn("sequential: selected modules outside the decoder layers are not processed: "
                       f"{sorted(selected - inside)}")
@@ -221,9 +247,10 @@ def sequential(model: nn.Module, batches: Sequence[torch.Tensor], filter_fn: Cal
     first = layers[0]
     layers[0] = _Catcher(first, inputs)
     try:
-        for ids in batches:
+        for batch in batches:  # token ids (1, T), or a vision-language step's keyword tensors
+            kwargs = model_inputs(batch, device)
             try:
-                model(input_ids=ids.to(device), use_cache=False)
+                model(**kwargs, use_cache=False)
             except _Caught:
                 pass
     finally:
@@ -265,4 +292,5 @@ def sequential(model: nn.Module, batches: Sequence[torch.Tensor], filter_fn: Cal
     return done
 
 
-__all__ = ["Hessian", "InputNorm", "calibration_batches", "decoder_layers", "inverse_cholesky", "sequential"]
+__all__ = ["Hessian", "InputNorm", "calibration_batches", "decoder_layers", "inverse_cholesky", "model_inputs",
+           "screen_batches", "sequential"]

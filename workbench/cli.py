@@ -25,7 +25,8 @@ def _evaluate(args) -> int:
 
         store = ResultsStore(args.store)
     report = evaluate(args.model, args.episodes, limit=args.limit, recipe=args.recipe, progress=not args.json,
-                      engine=args.engine, target=args.target, store=store, context_tokens=args.context)
+                      engine=args.engine, target=args.target, store=store, context_tokens=args.context,
+                      dtype=args.dtype, device=args.device)
     data = report.to_json()
     if args.json:
         print(json.dumps(data, indent=2))
@@ -44,6 +45,10 @@ def _evaluate(args) -> int:
           f"(p90 {lat['decode_ms_per_token_p90']:.2f}, {lat['tokens_per_s']:.0f} tok/s)  [{lat['engine']}]")
     print(f"memory     weights {mem['weight_bytes'] / 2**20:.1f} MiB  KV peak {mem['kv_bytes'] / 2**20:.2f} MiB "
           f"({mem['kv_bytes_per_token']:.0f} B/token)  peak RSS {mem['peak_rss_bytes'] / 2**20:.0f} MiB")
+    if "vision_ms" in lat:
+        print(f"vision     encoder {lat['vision_ms']:.1f} ms (p90 {lat['vision_ms_p90']:.1f}), {mem['image_tokens']} image "
+              f"tokens, tower {mem['vision_weight_bytes'] / 2**20:.2f} MiB  [prompt mode "
+              f"{data['provenance']['prompt_mode']}]")
     if "target" in data:
         t = data["target"]
         print(f"target     {t['name']}: decode {t['decode_ms_per_token']:.1f} ms/token (p90 "
@@ -154,6 +159,13 @@ def _engine_args(parser, default: str, store: bool = True) -> None:
                                                           "$AUTOGLM_WORKBENCH_STORE or ~/.cache/autoglm-workbench/results.db)")
 
 
+def _device_args(parser) -> None:
+    parser.add_argument("--device", default="cpu", help="where PyTorch runs the model: cpu, cuda, cuda:N (default cpu)")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
+                        help="parameter dtype the checkpoint loads in (default float32; a 9B model wants bfloat16 "
+                             "on a 24 GB GPU)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="workbench", description="AutoGLM Workbench command line.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -166,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="recipe JSON file (prune / quant sections); reports the optimized model "
                          "with KL and perplexity against the unoptimized one")
     _engine_args(ev, default="pytorch")
+    _device_args(ev)
     ev.add_argument("--context", type=int, default=None,
                     help="context tokens the target's memory is computed for (default 25480, Open-AutoGLM's)")
     ev.add_argument("--json", action="store_true", help="print the report as one JSON object")

@@ -77,7 +77,10 @@ class Recipe:
             cfg = getattr(self, section)
             if cfg is not None:
                 name = next(n for n, t in methods.items() if isinstance(cfg, t))
-                out[section] = {"method": name, **dataclasses.asdict(cfg)}
+                body = dataclasses.asdict(cfg)
+                if body.get("scope") == "language":  # the default: left out, so recipes written before it keep their key
+                    del body["scope"]
+                out[section] = {"method": name, **body}
         for section in _SERVING:
             cfg = getattr(self, section)
             if cfg is not None:

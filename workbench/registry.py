@@ -36,6 +36,10 @@ class Registry:
         if fn is None:
             known = ", ".join(sorted(t.__name__ for t in self._transforms)) or "none"
             raise TypeError(f"{self.knob}: no transform for {type(config).__name__} (registered: {known})")
+        if hasattr(config, "scope"):  # the config's scope narrows the layer selection (workbench.select)
+            from .select import default_filter, scoped
+
+            ctx["filter_fn"] = scoped(ctx.get("filter_fn", default_filter), config.scope)
         return fn(model, config, **ctx)
 
     @property

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..model import load_model
+from ..model.vision import is_vision_model, load_processor
 from ..task import DEFAULT_CALIB, DEFAULT_EPISODES, file_hash, load_steps
 from .memory import peak_rss_bytes
 from .point import PointMeter
@@ -20,7 +21,7 @@ from .records import AccuracyRecord, LatencyRecord, MemoryRecord, Report
 def evaluate(source=None, episodes=None, *, model=None, tokenizer=None, limit: int | None = None,
              recipe=None, calib_episodes=None, progress: bool = True, latency_repeats: int = 5,
              engine: str = "pytorch", target: str | None = None, store=None,
-             context_tokens: int | None = None) -> Report:
+             context_tokens: int | None = None, processor=None, dtype="float32", device="cpu") -> Report:
     """Measure a model on the phone-agent task.
 
     Args:
@@ -39,6 +40,8 @@ def evaluate(source=None, episodes=None, *, model=None, tokenizer=None, limit: i
             latency and memory the report's `target` section gives.
         store: a ResultsStore caching target measurements (None: measure every time).
         context_tokens: the context memory at the target is computed for (default 25,480).
+        processor: the processor of an already loaded vision-language `model` (a loaded folder's is read).
+        dtype, device: how `source` is loaded ("float32", "bfloat16", "float16"; "cpu", "cuda").
     Returns:
         Report with accuracy (and its 90% Wilson interval), latency (batch 1, a prompt of median
         length), memory, provenance and, as asked, cache, serving and target sections.
@@ -54,24 +57,30 @@ def evaluate(source=None, episodes=None, *, model=None, tokenizer=None, limit: i
 
         target_shape(target)  # an unknown target is named before anything runs
     if model is None:
-        model, tokenizer = load_model(source)
+        model, tokenizer = load_model(source, dtype=dtype, device=device)
         name = str(source) if source is not None else "open-autoglm-tiny"
     elif tokenizer is None:
         raise ValueError("evaluate(model=...) needs tokenizer= too")
     else:
         name = model_name(model)
+    if processor is None and is_vision_model(model):
+        processor = load_processor(source if source is not None else model.config._name_or_path)
     calib = None
     if recipe is not None and recipe.changes_weights:
         from ..calib import default_calibration
 
-        calib = default_calibration(tokenizer, calib_episodes)
+        calib = default_calibration(tokenizer, calib_episodes, processor=processor)
     meter = PointMeter(model, tokenizer, steps, calib, latency_repeats=latency_repeats, progress=progress,
-                       engine=engine)
+                       engine=engine, processor=processor)
     point = meter(recipe or Recipe(), fidelity=recipe is not None and recipe.changes_weights)
     accuracy = AccuracyRecord(point.n, point.step, point.type, point.exact, point.parse_failure, point.kl, point.ppl)
-    latency = LatencyRecord(point.prefill_ms, point.decode_ms, point.prompt_tokens, point.engine, point.threads)
-    memory = MemoryRecord(point.weight_bytes, point.kv_bytes, point.kv_bytes_per_token, peak_rss_bytes())
-    prov = provenance(model, name, str(episodes), file_hash(episodes))
+    latency = LatencyRecord(point.prefill_ms, point.decode_ms, point.prompt_tokens, point.engine, point.threads,
+                            point.vision_ms)
+    vision = meter.screens is not None
+    memory = MemoryRecord(point.weight_bytes, point.kv_bytes, point.kv_bytes_per_token, peak_rss_bytes(),
+                          point.vision_weight_bytes if vision else None, point.image_tokens if vision else None)
+    prov = dict(provenance(model, name, str(episodes), file_hash(episodes)), prompt_mode=point.prompt_mode,
+                device=str(next(model.parameters()).device), dtype=str(next(model.parameters()).dtype).removeprefix("torch."))
     if recipe is not None:
         prov = dict(prov, recipe=recipe.to_json(), base_model_fingerprint=model_fingerprint(model))
     target_json = None

@@ -64,6 +64,10 @@ class Point:
     kv_bytes_per_token: float = 0.0
     prompt_tokens: int = 0  # the prompt latency was measured at
     threads: int = 0
+    vision_ms: Spread | None = None  # a vision-language model: encoding the screenshot of the typical step
+    vision_weight_bytes: int = 0  # the vision tower's part of weight_bytes
+    image_tokens: int = 0  # image tokens of the typical step (in prompt_tokens and in the KV cache)
+    prompt_mode: str = "text"  # "text" (accessibility tree) or "open-autoglm" (screenshot, the agent's messages)
     predictions: list = dataclasses.field(default_factory=list, compare=False, repr=False)  # not stored
 
     @property
@@ -88,8 +92,9 @@ class Point:
     @classmethod
     def from_json(cls, data: dict) -> "Point":
         data = dict(data)  # rows stored before a field existed take its default
-        for key in ("prefill_ms", "decode_ms"):
-            data[key] = Spread(**data[key])
+        for key in ("prefill_ms", "decode_ms", "vision_ms"):
+            if data.get(key) is not None:
+                data[key] = Spread(**data[key])
         return cls(**data)
 
     @property
@@ -98,11 +103,13 @@ class Point:
         parts = []
         if "prune" in self.recipe:
             p = self.recipe["prune"]
-            parts.append(f"{p['method']} {p.get('ratio', '')} {p.get('pattern', '')}".strip())
+            parts.append(f"{p['method']} {p.get('ratio', '')} {p.get('pattern', '')}".strip()
+                         + (" +vision" if p.get("scope") == "all" else ""))
         if "quant" in self.recipe:
             q = self.recipe["quant"]
             g = q.get("group_size") or "ch"
-            parts.append(f"{q['method']} {q['bits']}b g{g}" + (" w8a8" if q.get("activations") == "int8" else ""))
+            parts.append(f"{q['method']} {q['bits']}b g{g}" + (" w8a8" if q.get("activations") == "int8" else "")
+                         + (" +vision" if q.get("scope") == "all" else ""))
         if "cache" in self.recipe:
             c = self.recipe["cache"]
             parts.append(f"KV {c['policy']}" + (f" {c['window']}" if c["policy"] == "sliding" else "")
@@ -118,6 +125,9 @@ class PointMeter:
 
     Args:
         model, tokenizer: the loaded baseline (never modified).
+        processor: a vision-language model's processor (`workbench.model.vision.load_processor`);
+            required for a Glm4v with its vision tower, whose steps need screenshots (the
+            `open-autoglm` prompt mode, measured in PyTorch: `workbench.measure.vision`).
         steps: evaluation steps (a few dozen for interactive use; in episode order for the prefix cache).
         calib: calibration token batches for methods that need them.
         latency_repeats: timed repeats after warm-up.
@@ -129,7 +139,8 @@ class PointMeter:
     """
 
     def __init__(self, model, tokenizer, steps, calib=None, *, latency_repeats: int = 5, progress: bool = False,
-                 engine: str = "ort"):
+                 engine: str = "ort", processor=None):
+        from ..model.vision import is_vision_model
         from ..task import steps_hash
         from .provenance import model_fingerprint
 
@@ -142,7 +153,16 @@ class PointMeter:
         self.data_hash = _data_hash(steps_hash(self.steps), calib)
         self.settings = {"latency_repeats": latency_repeats, "service_steps": SERVICE_STEPS,
                          "simulated_requests": SIMULATED_REQUESTS, "engine": engine}
-        self._targets = [target_ids(tokenizer, s) for s in self.steps]
+        self.screens = None  # a vision-language model's steps as inputs (ScreenTask)
+        if is_vision_model(model):
+            from .vision import PROMPT_MODE, ScreenTask
+
+            if processor is None:
+                raise ValueError("a vision-language model needs its processor: "
+                                 "PointMeter(..., processor=load_processor(folder))")
+            self.screens = ScreenTask(processor, self.steps)
+            self.settings["prompt_mode"] = PROMPT_MODE
+        self._targets = self.screens.targets if self.screens else [target_ids(tokenizer, s) for s in self.steps]
         self._ref = None  # the baseline's target log-probs (`reference`), computed on first use
         self._typical = typical_prompt(tokenizer, self.steps)
         self._services: dict = {}  # service-time model per weights recipe and batch sizes
@@ -166,12 +186,15 @@ class PointMeter:
         """
         from ..calib import CALIB_STEPS, default_calibration
         from ..model import load_model
+        from ..model.vision import is_vision_model, load_processor
         from ..task import DEFAULT_EPISODES, load_steps
 
         steps = load_steps(episodes if episodes is not None else DEFAULT_EPISODES, limit=limit)
         model, tokenizer = load_model(source)
-        calib = default_calibration(tokenizer, n=calib_steps or CALIB_STEPS)
-        meter = cls(model, tokenizer, steps, calib, latency_repeats=latency_repeats, progress=progress, engine=engine)
+        processor = load_processor(source) if is_vision_model(model) else None
+        calib = default_calibration(tokenizer, n=calib_steps or CALIB_STEPS, processor=processor)
+        meter = cls(model, tokenizer, steps, calib, latency_repeats=latency_repeats, progress=progress, engine=engine,
+                    processor=processor)
         meter.source = source
         meter.reference  # noqa: B018 - the baseline's log-probs now, not on the first point
         return meter
@@ -189,6 +212,11 @@ class PointMeter:
         """
         t0 = time.perf_counter()
         recipe = recipe if isinstance(recipe, Recipe) else Recipe.from_json(recipe)
+        if self.screens is not None and (recipe.cache is not None or recipe.batching is not None):
+            from ..recipe import RecipeError
+
+            raise RecipeError("a vision-language model is measured without cache and batching sections (their "
+                              "measurements replay text prompts); remove them from the recipe")
         weights = Recipe(prune=recipe.prune, quant=recipe.quant)
         service_key = (str(weights.to_json()), recipe.batching.timed_batch_sizes) if recipe.batching else None
         n = len(self.steps)
@@ -229,7 +257,7 @@ class PointMeter:
         return Point(recipe.to_json(), n, acc.step, acc.type, acc.parse_failure, m.kl, m.ppl, lat.prefill_ms,
                      lat.decode_ms_per_token, m.weight_bytes, m.engine, time.perf_counter() - t0, m.kv_bytes,
                      m.cache, serving, None, acc.exact, m.kv_bytes_per_token, lat.prompt_tokens, lat.threads,
-                     m.predictions)
+                     predictions=m.predictions, **m.vision)
 
     def _on_ort(self, model, tick, fidelity: bool = True) -> "_Measured":
         """Accuracy, KL, latency and stored bytes of the fused ONNX graph of `model` on ONNX Runtime."""
@@ -247,6 +275,8 @@ class PointMeter:
 
     def _on_pytorch(self, model, recipe, tick, fidelity: bool = True) -> "_Measured":
         """Accuracy, KL and latency of `model` in PyTorch eager (under the recipe's cache policy, if any)."""
+        if self.screens is not None:
+            return self._on_screens(model, tick, fidelity)
         cache, factory = None, None
         if recipe.cache is not None:
             from ..cache import new_cache
@@ -273,11 +303,35 @@ class PointMeter:
         lat = measure_latency(model, self._typical, repeats=self.latency_repeats, cache_factory=factory)
         return _Measured(acc, preds, kv, per_token, kl, ppl, lat, weight_bytes(model), lat.engine, cache)
 
+    def _on_screens(self, model, tick, fidelity: bool = True) -> "_Measured":
+        """A vision-language model on screenshot steps (PyTorch): accuracy, KL, vision / prefill / decode times."""
+        from .vision import PROMPT_MODE, measure_screen_latency, run_screen_task, screen_logprobs, vision_weight_bytes
+
+        acc, preds, gens = run_screen_task(model, self.screens, progress=self.progress, on_step=tick)
+        peak = max(gens, key=lambda g: g.kv_bytes)
+        kl = ppl = None
+        if fidelity:
+            kl, ppl = kl_and_ppl(self.reference, screen_logprobs(model, self.screens, on_step=tick), self._targets)
+        else:
+            for _ in self.steps:
+                tick()
+        lat, vision = measure_screen_latency(model, self.screens, repeats=self.latency_repeats)
+        per_token = peak.kv_bytes / (peak.prompt_tokens + len(peak.tokens))
+        extra = dict(vision_ms=vision, vision_weight_bytes=vision_weight_bytes(model),
+                     image_tokens=self.screens.image_tokens, prompt_mode=PROMPT_MODE)
+        return _Measured(acc, preds, peak.kv_bytes, per_token, kl, ppl, lat, weight_bytes(model), lat.engine,
+                         vision=extra)
+
     @property
     def reference(self) -> list:
         """The baseline's target log-probabilities (PyTorch), computed on first use."""
         if self._ref is None:
-            self._ref = target_logprobs(self.model, self.tokenizer, self.steps, progress=self.progress)
+            if self.screens is not None:
+                from .vision import screen_logprobs
+
+                self._ref = screen_logprobs(self.model, self.screens)
+            else:
+                self._ref = target_logprobs(self.model, self.tokenizer, self.steps, progress=self.progress)
         return self._ref
 
 
@@ -295,6 +349,7 @@ class _Measured:
     weight_bytes: int
     engine: str
     cache: dict | None = None
+    vision: dict = dataclasses.field(default_factory=dict)  # Point's vision fields, for a vision-language model
 
 
 def ort_refusal(recipe, model) -> str | None:
@@ -313,6 +368,8 @@ def ort_refusal(recipe, model) -> str | None:
         return "bfloat16 weights have no ONNX Runtime CPU kernel"
     if recipe.cache is not None:
         return f"KV cache {recipe.cache.label} runs in PyTorch only"
+    if type(model).__name__ == "Glm4vForConditionalGeneration":
+        return "the vision-language model is measured in PyTorch (its three ONNX graphs are not written yet)"
     if type(model).__name__ not in ("GlmForCausalLM", "Glm4ForCausalLM"):
         return f"the fused graph is written for GlmForCausalLM / Glm4ForCausalLM, not {type(model).__name__}"
     return None
@@ -325,6 +382,7 @@ def _service_batches(n: int, sizes) -> int:
 
 def _data_hash(steps_digest: str, calib) -> str:
     h = hashlib.sha256(steps_digest.encode())
-    for batch in calib or ():
-        h.update(batch.numpy().tobytes())
+    for batch in calib or ():  # token ids, or a vision-language step's tensors
+        for t in (batch[k] for k in sorted(batch)) if isinstance(batch, dict) else (batch,):
+            h.update(t.numpy().tobytes())
     return h.hexdigest()

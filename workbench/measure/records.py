@@ -70,6 +70,7 @@ class LatencyRecord:
     prompt_tokens: int
     engine: str
     threads: int
+    vision_ms: Spread | None = None  # a vision-language model: encoding the screenshot, before prefill
 
     @property
     def tokens_per_s(self) -> float:
@@ -84,6 +85,8 @@ class MemoryRecord:
     kv_bytes: int
     kv_bytes_per_token: float
     peak_rss_bytes: int
+    vision_weight_bytes: int | None = None  # a vision-language model: the vision tower's part of weight_bytes
+    image_tokens: int | None = None  # ... and the image tokens of the typical step (their KV is in kv_bytes)
 
 
 @dataclass(frozen=True)
@@ -126,8 +129,10 @@ class Report:
                 "decode_ms_per_token_p90": lat.decode_ms_per_token.p90,
                 "tokens_per_s": lat.tokens_per_s, "prompt_tokens": lat.prompt_tokens,
                 "repeats": lat.prefill_ms.n, "engine": lat.engine, "threads": lat.threads,
+                **({"vision_ms": lat.vision_ms.median, "vision_ms_p90": lat.vision_ms.p90}
+                   if lat.vision_ms is not None else {}),
             },
-            "memory": asdict(self.memory),
+            "memory": {k: v for k, v in asdict(self.memory).items() if v is not None},
             **({"cache": self.cache} if self.cache is not None else {}),
             **({"serving": self.serving} if self.serving is not None else {}),
             **({"target": self.target} if self.target is not None else {}),

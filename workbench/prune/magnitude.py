@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..select import default_filter, selected_linears
+from ..select import check_scope, default_filter, selected_linears
 from .base import LayerSparsity, check_ratio, mask_from_scores, prune_, sparsity_report
 
 
@@ -28,9 +28,11 @@ class MagnitudeConfig:
 
     ratio: float = 0.5
     pattern: str = "unstructured"
+    scope: str = "language"  # "all": the vision tower's Linears too (workbench.select.SCOPES)
 
     def __post_init__(self):
         check_ratio(self.ratio, self.pattern)
+        check_scope(self.scope, "prune")
 
 
 @prune_.register(MagnitudeConfig)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from ..calib import Hessian, inverse_cholesky, sequential
-from ..select import default_filter
+from ..select import check_scope, default_filter
 from .base import LayerSparsity, check_ratio, prune_, require_calib, sparsity_report
 
 
@@ -29,9 +29,11 @@ class SparseGPTConfig:
     pattern: str = "unstructured"
     blocksize: int = 128
     damp: float = 0.01
+    scope: str = "language"  # "all": the vision tower's Linears too (workbench.select.SCOPES)
 
     def __post_init__(self):
         check_ratio(self.ratio, self.pattern)
+        check_scope(self.scope, "prune")
         if not isinstance(self.blocksize, int) or isinstance(self.blocksize, bool) or self.blocksize < 4 \
                 or self.blocksize % 4:
             raise ValueError(f"prune.blocksize must be a positive multiple of 4, got {self.blocksize!r}")

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..calib import InputNorm
+from ..calib import InputNorm, model_inputs
 from ..select import default_filter
 from .base import check_ratio, prune_
 from .counts import kept_channels, kept_heads_per_group
@@ -45,9 +45,13 @@ class _StructuredConfig:
 
     ratio: float
     importance: str
+    scope: str = "language"  # structured pruning keeps to the language model
 
     def __post_init__(self):
         check_ratio(self.ratio)
+        if self.scope != "language":
+            raise ValueError(f"prune.scope must be 'language' for structured pruning (heads and channels are counted "
+                             f"per decoder layer; the vision tower is not pruned that way), got {self.scope!r}")
         if self.importance not in IMPORTANCES:
             raise ValueError(f"prune.importance must be one of {', '.join(IMPORTANCES)}, got {self.importance!r}")
 
@@ -168,7 +172,7 @@ def _input_norms(model: nn.Module, linears: dict[str, nn.Linear], calib) -> dict
             handles.append(lin.register_forward_hook(
                 lambda mod, args, out, acc=accs[n]: acc.add_batch(args[0], out)))
         for ids in calib:
-            model(input_ids=ids.to(device), use_cache=False, logits_to_keep=1)  # no (T, V) logits
+            model(**model_inputs(ids, device), use_cache=False, logits_to_keep=1)  # no (T, V) logits
     finally:
         for h in handles:
             h.remove()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from ..calib import InputNorm, sequential
-from ..select import default_filter
+from ..select import check_scope, default_filter
 from .base import LayerSparsity, check_ratio, mask_from_scores, prune_, require_calib, sparsity_report
 
 
@@ -20,9 +20,11 @@ class WandaConfig:
 
     ratio: float = 0.5
     pattern: str = "unstructured"
+    scope: str = "language"  # "all": the vision tower's Linears too (workbench.select.SCOPES)
 
     def __post_init__(self):
         check_ratio(self.ratio, self.pattern)
+        check_scope(self.scope, "prune")
 
 
 def wanda_mask(weight: torch.Tensor, in_norm: torch.Tensor, ratio: float, pattern: str) -> torch.Tensor:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..calib import Hessian, inverse_cholesky, sequential
-from ..select import default_filter, selected_linears
+from ..select import check_scope, default_filter, selected_linears
 from . import grid
 from .base import GROUP_SIZES, quantize_
 from .packed import PackedLinear, stored_scale
@@ -44,8 +44,10 @@ class GPTQConfig:
     act_order: bool = False
     blocksize: int = 128
     activations: str = "none"  # the recipe's key; GPTQ packs weights only (int8 activations: use rtn)
+    scope: str = "language"  # "all": the vision tower's Linears too (workbench.select.SCOPES)
 
     def __post_init__(self):
+        check_scope(self.scope, "quant")
         if self.activations != "none":
             raise ValueError(f"quant.activations must be 'none' for gptq (weight-only), got "
                              f"{self.activations!r}; for int8 activations use method 'rtn' with bits 8")

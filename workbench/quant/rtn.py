@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..select import default_filter, selected_linears
+from ..select import check_scope, default_filter, selected_linears
 from . import grid
 from .base import ACTIVATIONS, BITS, GROUP_SIZES, quantize_
 from .packed import BF16Linear, pack_linear_, stored_scale
@@ -45,8 +45,10 @@ class RTNConfig:
     group_size: int = 32
     symmetric: bool = True
     activations: str = "none"
+    scope: str = "language"  # "all": the vision tower's Linears too (workbench.select.SCOPES)
 
     def __post_init__(self):
+        check_scope(self.scope, "quant")
         if type(self.bits) is not int or self.bits not in BITS:
             raise ValueError(f"quant.bits must be one of {', '.join(map(str, BITS))}, got {self.bits!r}")
         if type(self.group_size) is not int or self.group_size not in GROUP_SIZES:

@@ -1,0 +1,134 @@
+"""Measuring a vision-language model (Glm4v) on screenshot steps, prompted as Open-AutoGLM prompts it.
+
+Each step's inputs are the `open-autoglm` prompt mode's messages (`workbench.task.open_autoglm`) and
+the step's screenshot, through the checkpoint's own processor (`workbench.model.vision`). The same
+rules as for text models: greedy actions scored by the task rules; fidelity teacher-forced on the
+target answer (``<think></think><answer>{action}</answer>`` + EOS, the form the agent keeps); latency
+at the step of median prompt length, batch 1, with the vision encoder, prefill and decode timed
+apart (median and p90 over repeats after warm-up).
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+from tqdm.auto import tqdm
+
+from ..model.generate import MAX_NEW_TOKENS, decode_one_vl, encode_images, greedy_vl, model_device, prefill_vl
+from ..model.vision import answer_ids, screen_inputs, vision_tower
+from ..task import aggregate, score_step
+from ..task.open_autoglm import earlier_apps
+from .memory import weight_bytes
+from .records import AccuracyRecord, LatencyRecord, Prediction, Spread
+
+PROMPT_MODE = "open-autoglm"
+
+
+class ScreenTask:
+    """Steps with screenshots, as model inputs of one processor (built once, on the CPU).
+
+    Args:
+        processor: a `workbench.model.vision.ScreenProcessor`.
+        steps: task Steps; each needs a screenshot.
+        lang: the system prompt's language ("en", "zh").
+        system: a system prompt text (None: the workbench's, see `open_autoglm.system_prompt`).
+    Raises:
+        ProcessorError: a step without a screenshot, or one that cannot be read (the step is named).
+    """
+
+    def __init__(self, processor, steps, *, lang: str = "en", system: str | None = None):
+        self.processor, self.steps, self.lang = processor, list(steps), lang
+        apps = earlier_apps(self.steps)
+        self.inputs = [screen_inputs(processor, s, apps=apps[(s.episode_id, s.step)], system=system, lang=lang)
+                       for s in self.steps]
+        self.targets = [answer_ids(processor, s) for s in self.steps]
+        lengths = sorted((x["input_ids"].shape[1], i) for i, x in enumerate(self.inputs))
+        self.typical = lengths[len(lengths) // 2][1]  # the step latency is measured at
+
+    def on(self, device, i: int) -> dict:
+        """Step i's inputs on `device`."""
+        return {k: v.to(device) for k, v in self.inputs[i].items()}
+
+    @property
+    def image_tokens(self) -> int:
+        """Image tokens of the typical step."""
+        return int(self.inputs[self.typical]["mm_token_type_ids"].sum())
+
+
+@torch.no_grad()
+def run_screen_task(model, task: ScreenTask, *, progress: bool = False, on_step=None,
+                    max_new_tokens: int = MAX_NEW_TOKENS):
+    """Greedy actions for every step, scored. Returns (AccuracyRecord, predictions, generations)."""
+    device, eos = model_device(model), task.processor.eos_token_id
+    preds, gens = [], []
+    for i, step in enumerate(tqdm(task.steps, desc="evaluate", disable=not progress, mininterval=1)):
+        gen = greedy_vl(model, task.on(device, i), eos, max_new_tokens)
+        gens.append(gen)
+        output = task.processor.tokenizer.decode(gen.tokens, skip_special_tokens=False)
+        s = score_step(output, step.target, step.target_box)
+        preds.append(Prediction(step.episode_id, step.step, output, step.target, s.parsed, s.type_ok, s.step_ok,
+                                s.exact))
+        if on_step is not None:
+            on_step()
+    scores = aggregate(preds)
+    return AccuracyRecord(scores.n, scores.step, scores.type, scores.exact, scores.parse_failure), preds, gens
+
+
+@torch.no_grad()
+def screen_logprobs(model, task: ScreenTask, *, on_step=None) -> list[torch.Tensor]:
+    """Teacher-forced log-softmax (n_target, V) at each step's target answer tokens (CPU, float32)."""
+    device, out = model_device(model), []
+    for i, target in enumerate(task.targets):
+        x = task.on(device, i)
+        n = x["input_ids"].shape[1]
+        extra = torch.tensor([target[:-1]], device=device)
+        x["input_ids"] = torch.cat([x["input_ids"], extra], 1)
+        x["attention_mask"] = torch.ones_like(x["input_ids"])
+        x["mm_token_type_ids"] = torch.cat([x["mm_token_type_ids"], torch.zeros_like(extra, dtype=torch.int32)], 1)
+        logits = model(**x).logits[0, n - 1:].float().cpu()
+        out.append(torch.log_softmax(logits, -1))
+        if on_step is not None:
+            on_step()
+    return out
+
+
+@torch.no_grad()
+def measure_screen_latency(model, task: ScreenTask, *, decode_tokens: int = 16, warmup: int = 2,
+                           repeats: int = 5, engine: str = "pytorch-eager"):
+    """Vision encoding, prefill and decode-one-token of the typical step, each timed on its own.
+
+    Returns:
+        (LatencyRecord, vision Spread in ms).
+    """
+    device = model_device(model)
+    x = task.on(device, task.typical)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    vis, pre, dec = [], [], []
+    for r in range(warmup + repeats):
+        t0 = time.perf_counter()
+        encoded = encode_images(model, x)
+        sync()
+        t1 = time.perf_counter()
+        logits, cache = prefill_vl(model, x, encoded)
+        sync()
+        t2 = time.perf_counter()
+        steps = []
+        for _ in range(decode_tokens):
+            token = logits.argmax(-1, keepdim=True)
+            t0d = time.perf_counter()
+            logits = decode_one_vl(model, token, cache)
+            sync()
+            steps.append(time.perf_counter() - t0d)
+        if r >= warmup:
+            vis.append((t1 - t0) * 1e3)
+            pre.append((t2 - t1) * 1e3)
+            dec.append(statistics.median(steps) * 1e3)
+    lat = LatencyRecord(Spread.of(pre), Spread.of(dec), int(x["input_ids"].shape[1]), engine, torch.get_num_threads())
+    return lat, Spread.of(vis)
+
+
+def vision_weight_bytes(model) -> int:
+    """Bytes of the vision tower's weights as stored (0 for a text model)."""
+    tower = vision_tower(model)
+    return weight_bytes(tower) if tower is not None else 0
