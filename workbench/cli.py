@@ -89,6 +89,10 @@ def _export(args) -> int:
     if args.json:
         print(json.dumps(result.manifest, indent=2))
         return 0
+    if not hasattr(result, "graph"):  # a vision-language model: three graphs
+        print(f"exported   {result.path} (vision, embedding and text graphs, {result.manifest['precision']['kind']})")
+        print(result.parity.summary())
+        return 0
     print(f"exported   {result.path} ({result.graph} graph, {result.precision.kind})")
     _print_gate(result.parity, [_latency_line("onnxruntime", result.latency_onnxruntime),
                                 _latency_line("pytorch", result.latency_pytorch),

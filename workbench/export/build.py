@@ -181,7 +181,8 @@ def export_onnx(out, recipe=None, *, model=None, tokenizer=None, source=None, gr
             the first steps of the calibration episodes, whose count the manifest records for verify).
         progress: show progress bars.
     Returns:
-        ExportResult.
+        ExportResult; for a vision-language model (Glm4v with its vision tower) a `vision.VisionExport` of
+        three graphs (`workbench.export.vision`).
     Raises:
         ExportGateError: the gate failed (nothing at DIR). ExportError / RecipeError: bad input.
     """
@@ -204,6 +205,17 @@ def export_onnx(out, recipe=None, *, model=None, tokenizer=None, source=None, gr
     else:
         name = model_name(model)
     model.eval()
+    from ..model.vision import is_vision_model
+
+    if is_vision_model(model):
+        from .vision import export_vision_onnx
+
+        if graph != "plain":
+            raise ExportError("a vision-language model exports as three plain graphs (vision, embedding, text); "
+                              "the fused graph is written for text decoders: use --graph plain")
+        return export_vision_onnx(out, recipe, model=model, tokenizer=tokenizer, source=source, name=name,
+                                  episodes=episodes, accuracy_steps=accuracy_steps, overwrite=overwrite,
+                                  calib_episodes=calib_episodes, calib=calib, progress=progress)
     check_exportable(model)
     base_fp = model_fingerprint(model)
     if calib is None and recipe.changes_weights:

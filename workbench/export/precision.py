@@ -160,7 +160,7 @@ def _tied(model: nn.Module) -> bool:
     return head is not None and emb is not None and head.weight is emb.weight
 
 
-def pack_plain(path: str, model: nn.Module, precision: Precision) -> int:
+def pack_plain(path: str, model: nn.Module, precision: Precision, within: tuple[str, ...] = ("",)) -> int:
     """Swap the weight MatMuls of an exported plain graph for MatMulNBits holding `model`'s own codes.
 
     The plain graph is exported from `dequantized(model)`; its MatMul nodes are named after their
@@ -170,6 +170,8 @@ def pack_plain(path: str, model: nn.Module, precision: Precision) -> int:
         path: the plain model.onnx (rewritten in place; external data kept external).
         model: the quantized model whose codes are packed.
         precision: the export precision (its accuracy_level).
+        within: pack only the layers whose names start with one of these (a vision-language model's graphs:
+            text ("model.language_model.", "lm_head"), vision ("model.visual.",)).
     Returns:
         How many MatMuls were replaced.
     Raises:
@@ -181,7 +183,7 @@ def pack_plain(path: str, model: nn.Module, precision: Precision) -> int:
 
     from ..ort.nbits import codes_of, is_quantized, to_nbits
 
-    layers = {name: m for name, m in model.named_modules() if is_quantized(m)}
+    layers = {name: m for name, m in model.named_modules() if is_quantized(m) and name.startswith(tuple(within))}
     large = os.path.exists(path + ".data")
     proto = onnx.load(path)
     g = proto.graph
