@@ -73,7 +73,7 @@ def write_graph(model, graph: str, path: Path, precision: Precision) -> None:
     else:
         export_plain(dequantized(q), path)
         if precision.quantized:
-            pack_plain(str(path), q, precision)
+            pack_plain(str(path), q, precision.accuracy_level)
 _BYTES = {onnx.TensorProto.FLOAT: 4, onnx.TensorProto.UINT8: 1, onnx.TensorProto.INT8: 1, onnx.TensorProto.INT64: 8,
           onnx.TensorProto.FLOAT16: 2, onnx.TensorProto.INT32: 4}
 

@@ -33,24 +33,33 @@ def setup(tmp_path_factory):
     save_steps(steps[:3], root / "eval.jsonl")
     model, tok = load_model(root / "model")
     proc = load_processor(root / "model")
-    meter = PointMeter(model, tok, steps[:3], screen_batches(proc, steps[3:]), processor=proc, latency_repeats=1)
-    return root, meter
+    calib = screen_batches(proc, steps[3:])
+    meters = {engine: PointMeter(model, tok, steps[:3], calib, processor=proc, latency_repeats=1, engine=engine)
+              for engine in ("ort", "pytorch")}
+    return root, meters
 
 
-def test_a_point_of_the_vision_language_model_splits_vision_and_counts_the_tower(setup):
-    _, meter = setup
-    p = meter({}, fidelity=False)
+@pytest.mark.parametrize("engine", ["ort", "pytorch"])
+def test_a_point_of_the_vision_language_model_splits_vision_and_counts_the_tower(setup, engine):
+    p = setup[1][engine]({}, fidelity=False)
     assert p.prompt_mode == "open-autoglm" and p.n == 3
     assert p.vision_ms.median > 0 and p.prefill_ms.median > 0 and p.decode_ms.median > 0
     assert 0 < p.vision_weight_bytes < p.weight_bytes
     assert 4 <= p.image_tokens <= 16 and p.prompt_tokens > p.image_tokens
-    assert "pytorch" in p.engine and "vision-language" in p.engine  # why not onnxruntime
+    assert p.engine.startswith({"ort": "onnxruntime-vision-language", "pytorch": "pytorch-eager"}[engine])
     again = type(p).from_json(json.loads(json.dumps(p.to_json())))
     assert again.vision_ms == p.vision_ms and again.vision_weight_bytes == p.vision_weight_bytes
 
 
-def test_scope_language_keeps_the_vision_tower_and_scope_all_shrinks_it(setup):
-    _, meter = setup
+def test_the_onnx_graphs_measure_what_pytorch_measures(setup):
+    ort, pt = setup[1]["ort"]({"quant": RTN4}), setup[1]["pytorch"]({"quant": RTN4})
+    assert ort.kl == pytest.approx(pt.kl, rel=0.1, abs=1e-3)  # the same codes; int8 activations differ slightly
+    assert abs(ort.weight_bytes - pt.weight_bytes) < 0.02 * pt.weight_bytes  # what the graphs store
+
+
+@pytest.mark.parametrize("engine", ["ort", "pytorch"])
+def test_scope_language_keeps_the_vision_tower_and_scope_all_shrinks_it(setup, engine):
+    meter = setup[1][engine]
     base = meter({}, fidelity=False)
     lang = meter({"quant": RTN4})
     full = meter({"quant": {**RTN4, "scope": "all"}})
@@ -63,7 +72,7 @@ def test_scope_language_keeps_the_vision_tower_and_scope_all_shrinks_it(setup):
 
 
 def test_calibrated_methods_run_on_screenshot_steps_and_refuse_the_vision_tower(setup):
-    _, meter = setup
+    meter = setup[1]["pytorch"]
     p = meter({"quant": {"method": "gptq", "bits": 4, "group_size": 32}})
     assert p.vision_weight_bytes == meter({}, fidelity=False).vision_weight_bytes and p.kl >= 0
     with pytest.raises(ValueError, match="not the vision tower"):

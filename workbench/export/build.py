@@ -134,7 +134,7 @@ def build_graph(model, path: Path, graph: str, precision: Precision) -> DecoderS
     if graph == "plain":
         shape = export_plain(dequantized(model), path)
         if precision.quantized:
-            pack_plain(str(path), model, precision)
+            pack_plain(str(path), model, precision.accuracy_level)
     else:
         from ..ort.graph import export_fused
 

@@ -14,7 +14,6 @@ wrong graph for GLM's interleaved rotary and is not used.
 """
 from __future__ import annotations
 
-import ast
 import contextlib
 import inspect
 import io
@@ -27,8 +26,8 @@ from torch import nn
 from transformers import DynamicCache
 
 from ..ort.contract import EXTERNAL_DATA_BYTES, OPSET, DecoderShape, input_names, output_names
+from ..ort.pack import tidy
 
-_KEEP_METADATA = ("pkg.torch.onnx.name_scopes",)
 
 
 def cache_kwarg(model: nn.Module) -> str:
@@ -112,36 +111,3 @@ def export_plain(model: nn.Module, path: str | os.PathLike, *, verbose: bool = F
     program.save(path, external_data=large)
     onnx.checker.check_model(os.fspath(path), full_check=True)
     return shape
-
-
-def tidy(graph_model) -> None:
-    """Name weight MatMuls after their module; drop exporter metadata but the name scopes (in place).
-
-    Args:
-        graph_model: the exporter's onnx_ir Model (``ONNXProgram.model``).
-    """
-    used = set()
-    for node in graph_model.graph.all_nodes():
-        meta = node.metadata_props
-        scopes = meta.get("pkg.torch.onnx.name_scopes")
-        linear = meta.get("pkg.torch.onnx.class_hierarchy", "").endswith("Linear', 'aten.linear.default']")
-        for key in [k for k in meta if k not in _KEEP_METADATA]:
-            del meta[key]
-        if node.op_type == "MatMul" and scopes and linear:
-            module = _module_name(scopes)
-            if module and module not in used:
-                used.add(module)
-                node.name = module
-
-
-def _module_name(scopes: str) -> str | None:
-    """'model.layers.0.self_attn.q_proj' from the exporter's name-scope list (wrapper prefix removed)."""
-    try:
-        parts = ast.literal_eval(scopes)
-    except (ValueError, SyntaxError):
-        return None
-    modules = [p for p in parts[:-1] if p]  # the last entry is the op, e.g. 'linear_3'
-    if not modules:
-        return None
-    name = modules[-1]
-    return name[len("model."):] if name.startswith("model.") else name

@@ -263,6 +263,8 @@ class PointMeter:
         """Accuracy, KL, latency and stored bytes of the fused ONNX graph of `model` on ONNX Runtime."""
         from ..ort import fused_decoder, precision_label
 
+        if self.screens is not None:
+            return self._on_screens_ort(model, tick, fidelity)
         decoder = fused_decoder(model)
         engine = f"onnxruntime-fused ({precision_label(model)})"
         acc, preds, gens, got = task_and_logprobs_ort(decoder, self.tokenizer, self.steps, progress=self.progress,
@@ -322,6 +324,27 @@ class PointMeter:
         return _Measured(acc, preds, peak.kv_bytes, per_token, kl, ppl, lat, weight_bytes(model), lat.engine,
                          vision=extra)
 
+    def _on_screens_ort(self, model, tick, fidelity: bool = True) -> "_Measured":
+        """A vision-language model as its export writes it: vision, embedding and text graphs on ONNX Runtime."""
+        from ..ort import precision_label
+        from ..ort.vision import VISION_FILE
+        from ..ort.vision_graphs import vision_language
+        from .vision import PROMPT_MODE, measure_screen_latency_ort, run_screen_task_ort
+
+        x = self.screens.inputs[self.screens.typical]
+        vlm, sizes = vision_language(model, x["image_grid_thw"], x["pixel_values"])
+        engine = f"onnxruntime-vision-language ({precision_label(model)})"
+        acc, preds, gens, got = run_screen_task_ort(vlm, self.screens, progress=self.progress,
+                                                    on_step=lambda: (tick(), tick()))
+        peak = max(gens, key=lambda g: g.kv_bytes)
+        kl, ppl = kl_and_ppl(self.reference, got, self._targets) if fidelity else (None, None)
+        lat, vision = measure_screen_latency_ort(vlm, self.screens, repeats=self.latency_repeats, engine=engine)
+        per_token = peak.kv_bytes / (peak.prompt_tokens + len(peak.tokens))
+        extra = dict(vision_ms=vision, vision_weight_bytes=sizes[VISION_FILE],
+                     image_tokens=self.screens.image_tokens, prompt_mode=PROMPT_MODE)
+        return _Measured(acc, preds, peak.kv_bytes, per_token, kl, ppl, lat, sum(sizes.values()), engine,
+                         vision=extra)
+
     @property
     def reference(self) -> list:
         """The baseline's target log-probabilities (PyTorch), computed on first use."""
@@ -369,7 +392,9 @@ def ort_refusal(recipe, model) -> str | None:
     if recipe.cache is not None:
         return f"KV cache {recipe.cache.label} runs in PyTorch only"
     if type(model).__name__ == "Glm4vForConditionalGeneration":
-        return "the vision-language model is measured in PyTorch (its three ONNX graphs are not written yet)"
+        from ..model.vision import is_vision_model
+
+        return None if is_vision_model(model) else "a Glm4v loaded text-only runs in PyTorch"
     if type(model).__name__ not in ("GlmForCausalLM", "Glm4ForCausalLM"):
         return f"the fused graph is written for GlmForCausalLM / Glm4ForCausalLM, not {type(model).__name__}"
     return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import statistics
 import time
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -132,3 +133,60 @@ def vision_weight_bytes(model) -> int:
     """Bytes of the vision tower's weights as stored (0 for a text model)."""
     tower = vision_tower(model)
     return weight_bytes(tower) if tower is not None else 0
+
+
+def run_screen_task_ort(vlm, task: ScreenTask, *, progress: bool = False, on_step=None,
+                        max_new_tokens: int = MAX_NEW_TOKENS):
+    """Greedy actions and teacher-forced target log-probs on the three ONNX graphs, one prefill per step.
+
+    Returns:
+        (AccuracyRecord, predictions, generations, per-step (n_target, V) log-softmax tensors).
+    """
+    eos, preds, gens, logprobs = task.processor.eos_token_id, [], [], []
+    for i, step in enumerate(tqdm(task.steps, desc="evaluate", disable=not progress, mininterval=1)):
+        target = task.targets[i]
+
+        def score(last, past, n, delta, target=target):
+            rows = [last[None]]
+            if len(target) > 1:
+                rows.append(vlm.extend(target[:-1], past, n, delta)[0][0])
+            logprobs.append(torch.log_softmax(torch.from_numpy(np.concatenate(rows)).float(), -1))
+
+        gen = vlm.greedy(task.inputs[i], eos, max_new_tokens, on_prefill=score)
+        gens.append(gen)
+        output = task.processor.tokenizer.decode(gen.tokens, skip_special_tokens=False)
+        s = score_step(output, step.target, step.target_box)
+        preds.append(Prediction(step.episode_id, step.step, output, step.target, s.parsed, s.type_ok, s.step_ok,
+                                s.exact))
+        if on_step is not None:
+            on_step()
+    scores = aggregate(preds)
+    rec = AccuracyRecord(scores.n, scores.step, scores.type, scores.exact, scores.parse_failure)
+    return rec, preds, gens, logprobs
+
+
+def measure_screen_latency_ort(vlm, task: ScreenTask, *, decode_tokens: int = 16, warmup: int = 2,
+                               repeats: int = 5, engine: str = "onnxruntime"):
+    """`measure_screen_latency` on the three ONNX graphs. Returns (LatencyRecord, vision Spread in ms)."""
+    x = task.inputs[task.typical]
+    vis, pre, dec = [], [], []
+    for r in range(warmup + repeats):
+        t0 = time.perf_counter()
+        features = vlm.encode(x["pixel_values"])
+        t1 = time.perf_counter()
+        logits, past, delta = vlm.prefill(x, features)
+        t2 = time.perf_counter()
+        n, steps = logits.shape[1], []
+        for _ in range(decode_tokens):
+            token = int(logits[0, -1].argmax())
+            t0d = time.perf_counter()
+            logits, past = vlm.decode_one(token, past, n, delta)
+            steps.append(time.perf_counter() - t0d)
+            n += 1
+        if r >= warmup:
+            vis.append((t1 - t0) * 1e3)
+            pre.append((t2 - t1) * 1e3)
+            dec.append(statistics.median(steps) * 1e3)
+    threads = vlm.text.get_session_options().intra_op_num_threads
+    lat = LatencyRecord(Spread.of(pre), Spread.of(dec), int(x["input_ids"].shape[1]), engine, threads)
+    return lat, Spread.of(vis)

@@ -102,15 +102,22 @@ class OrtVisionLanguage:
         logits, present = self._text(embeds, positions, [empty] * (2 * self.num_layers), 0)
         return logits, present, delta
 
-    def decode_one(self, token: int, past, n: int, delta: int):
-        """(logits (1, 1, V), present) of one token at sequence index n."""
-        embeds = self.embedding.run(None, {"input_ids": np.array([[token]], np.int64),
+    def extend(self, tokens, past, n: int, delta: int):
+        """(logits (1, len(tokens), V), present) of text tokens from sequence index n on."""
+        embeds = self.embedding.run(None, {"input_ids": np.array([list(tokens)], np.int64),
                                            "image_features": np.zeros((1, int(self.hidden)), np.float32)})[0]
-        positions = np.full((3, 1, 1), n + delta, np.int64)
+        positions = np.broadcast_to(np.arange(n, n + len(tokens)) + delta, (3, 1, len(tokens))).astype(np.int64)
         return self._text(embeds, positions, past, n)
 
-    def greedy(self, inputs, eos_id: int, max_new_tokens: int = MAX_NEW_TOKENS) -> Generation:
-        """Greedy decoding of one step: vision, prefill and decode timed apart (as `greedy_vl` in PyTorch)."""
+    def decode_one(self, token: int, past, n: int, delta: int):
+        """(logits (1, 1, V), present) of one token at sequence index n."""
+        return self.extend([token], past, n, delta)
+
+    def greedy(self, inputs, eos_id: int, max_new_tokens: int = MAX_NEW_TOKENS, on_prefill=None) -> Generation:
+        """Greedy decoding of one step: vision, prefill and decode timed apart (as `greedy_vl` in PyTorch).
+
+        on_prefill: optional `fn(last_logits (V,), present, n, delta)`, run untimed after prefill (e.g. to
+        score a teacher-forced target from the same KV cache)."""
         t0 = time.perf_counter()
         features = self.encode(inputs["pixel_values"])
         vision_s = time.perf_counter() - t0
@@ -118,6 +125,8 @@ class OrtVisionLanguage:
         logits, past, delta = self.prefill(inputs, features)
         n = logits.shape[1]
         gen = Generation([], n, time.perf_counter() - t0, vision_s=vision_s, image_tokens=features.shape[0])
+        if on_prefill is not None:
+            on_prefill(logits[0, -1], past, n, delta)
         token = int(logits[0, -1].argmax())
         while token != eos_id and len(gen.tokens) < max_new_tokens:
             gen.tokens.append(token)
