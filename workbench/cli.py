@@ -128,7 +128,8 @@ def _sweep(args) -> int:
         raise ValueError("give grid axes (--grid prune.ratio=0,0.3,0.5 ...) or --optuna N")
     grid = parse_grid(args.grid) if args.grid else None  # bad axes are reported before anything loads
     store = ResultsStore(args.store)
-    meter = PointMeter.load(args.model, args.episodes, limit=args.limit, progress=False, engine=args.engine)
+    meter = PointMeter.load(args.model, args.episodes, limit=args.limit, progress=False, engine=args.engine,
+                            dtype=args.dtype, device=args.device)
     if grid:
         result = run_grid(meter, grid, store, name=args.name, progress=not args.json, target=args.target)
     else:
@@ -220,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="results database (default: $AUTOGLM_WORKBENCH_STORE or ~/.cache/autoglm-workbench/results.db)")
     sw.add_argument("--seed", type=int, default=0, help="optuna sampler seed")
     _engine_args(sw, default="ort", store=False)
+    _device_args(sw)
     sw.add_argument("--json", action="store_true", help="print the summary and the Pareto points as JSON")
     sw.set_defaults(run=_sweep)
     return p

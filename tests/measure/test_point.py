@@ -109,3 +109,14 @@ def test_an_ort_point_is_what_the_exported_folder_runs(ort_meter, tmp_path):
     assert acc.step == point.step and acc.type == point.type
     assert [p.output for p in preds] == [p.output for p in point.predictions]
     assert r.manifest["precision"]["method"] == "rtn" and r.parity.passed
+
+
+def test_a_bfloat16_model_is_measured_in_pytorch_and_says_so(tiny, eval_steps):
+    import copy
+
+    import torch
+
+    model, tok = tiny
+    half = copy.deepcopy(model).to(torch.bfloat16)
+    p = PointMeter(half, tok, eval_steps[:2], latency_repeats=1)({}, fidelity=False)  # engine "ort" asked for
+    assert p.engine.startswith("pytorch-eager") and "a bfloat16 model has no ONNX Runtime CPU graph" in p.engine

@@ -18,6 +18,8 @@ import hashlib
 import time
 from dataclasses import dataclass
 
+import torch
+
 from ..recipe import Recipe, apply_recipe
 from .accuracy import run_task, typical_prompt
 from .fidelity import kl_and_ppl, target_ids, target_logprobs, task_and_logprobs_ort
@@ -169,7 +171,8 @@ class PointMeter:
 
     @classmethod
     def load(cls, source=None, episodes=None, *, limit: int = 48, calib_steps: int | None = None,
-             latency_repeats: int = 3, progress: bool = False, engine: str = "ort") -> "PointMeter":
+             latency_repeats: int = 3, progress: bool = False, engine: str = "ort", dtype="float32",
+             device="cpu") -> "PointMeter":
         """Load a model (None: open-autoglm-tiny) and the first `limit` steps of an episode file.
 
         Args:
@@ -181,6 +184,7 @@ class PointMeter:
             latency_repeats: timed repeats per latency figure.
             progress: show tqdm bars.
             engine: "ort" (ONNX Runtime, the exported graph) or "pytorch".
+            dtype, device: how the model loads ("float32", "bfloat16", "float16"; "cpu", "cuda").
         Raises:
             ModelLoadError, EpisodeError: a bad model folder or episode file (the message says which).
         """
@@ -190,7 +194,7 @@ class PointMeter:
         from ..task import DEFAULT_EPISODES, load_steps
 
         steps = load_steps(episodes if episodes is not None else DEFAULT_EPISODES, limit=limit)
-        model, tokenizer = load_model(source)
+        model, tokenizer = load_model(source, dtype=dtype, device=device)
         processor = load_processor(source) if is_vision_model(model) else None
         calib = default_calibration(tokenizer, n=calib_steps or CALIB_STEPS, processor=processor)
         meter = cls(model, tokenizer, steps, calib, latency_repeats=latency_repeats, progress=progress, engine=engine,
@@ -391,6 +395,11 @@ def ort_refusal(recipe, model) -> str | None:
         return "bfloat16 weights have no ONNX Runtime CPU kernel"
     if recipe.cache is not None:
         return f"KV cache {recipe.cache.label} runs in PyTorch only"
+    dtype = next(model.parameters()).dtype
+    if dtype != torch.float32:
+        return f"a {str(dtype).removeprefix('torch.')} model has no ONNX Runtime CPU graph here (load it in float32)"
+    if next(model.parameters()).device.type != "cpu":
+        return "the ONNX graphs are measured on the CPU; a model on a GPU runs in PyTorch"
     if type(model).__name__ == "Glm4vForConditionalGeneration":
         from ..model.vision import is_vision_model
 
