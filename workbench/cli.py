@@ -104,6 +104,13 @@ def _verify(args) -> int:
     from .export import verify
 
     result = verify(args.dir, source=args.model, episodes=args.episodes, progress=not args.json)
+    if not hasattr(result, "latency_onnxruntime"):  # a vision-language folder
+        print(json.dumps({"passed": result.parity.passed, "parity": result.parity.to_json()}, indent=2)
+              if args.json else f"verified   {result.path}\n{result.parity.summary()}")
+        if not result.parity.passed:
+            print(f"workbench: error: parity gate failed on {result.path}: " + "; ".join(result.parity.failures),
+                  file=sys.stderr)
+        return 0 if result.parity.passed else 1
     if args.json:
         print(json.dumps({"passed": result.passed, "parity": result.parity.to_json(),
                           "latency_onnxruntime": {"decode_ms_per_token": result.latency_onnxruntime.decode_ms_per_token.median,

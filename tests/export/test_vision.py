@@ -48,6 +48,10 @@ def test_float_export_writes_three_graphs_that_pass_the_gate(folder, tmp_path, c
     assert manifest["parity"]["prefill_mean_kl"] < 1e-5
     assert set(manifest["graphs"].values()) <= set(manifest["files"])
     assert "preprocessor_config.json" in manifest["files"] and "genai" in manifest["runtime"]
+    lat = manifest["metrics"]["latency"]
+    assert lat["onnxruntime"]["vision_ms"] > 0 and lat["pytorch"]["decode_ms_per_token"] > 0
+    assert main(["verify", str(tmp_path / "f32"), "--model", str(folder), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["passed"]
     vlm = OrtVisionLanguage(tmp_path / "f32")  # the folder alone runs: processor files and graphs
     proc = load_processor(tmp_path / "f32")
     gen = vlm.greedy(screen_inputs(proc, load_steps(DEFAULT_EPISODES, limit=1)[0]), proc.eos_token_id, 4)
@@ -73,6 +77,11 @@ def test_int4_export_packs_the_codes_of_the_text_decoder_and_with_scope_all_the_
     language = json.loads(capsys.readouterr().out)
     assert language["graph_bytes"]["vision.onnx"] > 1.3 * manifest["graph_bytes"]["vision.onnx"]  # conv, positions stay float
     assert language["graph_bytes"]["text.onnx"] == manifest["graph_bytes"]["text.onnx"]
+    assert main(["verify", str(tmp_path / "int4"), "--model", str(folder)]) == 0  # the recipe rebuilt, the gate again
+    assert "PASSED" in capsys.readouterr().out
+    (tmp_path / "int4" / "text.onnx").write_bytes(b"changed")
+    assert main(["verify", str(tmp_path / "int4"), "--model", str(folder)]) == 2
+    assert "text.onnx" in capsys.readouterr().err
 
 
 def test_a_failed_gate_leaves_nothing(folder, tmp_path, monkeypatch, capsys):

@@ -49,6 +49,19 @@ def _episodes(manifest: dict, episodes) -> Path:
     raise ExportError(f"the gate's episode file {recorded} is not here; pass episodes= (--episodes)")
 
 
+def _vision_manifest(folder: Path) -> dict | None:
+    """The manifest of a vision-language export folder, or None (any other folder, read by read_manifest)."""
+    import json
+
+    from .vision import FORMAT
+
+    try:
+        data = json.loads((folder / fs.MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) and data.get("format") == FORMAT else None
+
+
 def verify(path, *, model=None, tokenizer=None, source=None, episodes=None, latency_repeats: int = 5,
            progress: bool = True) -> VerifyResult:
     """Re-run the parity gate and the ONNX Runtime latency measurement on an export folder.
@@ -61,12 +74,18 @@ def verify(path, *, model=None, tokenizer=None, source=None, episodes=None, late
         latency_repeats: timed repeats after min(2, repeats) warm-ups.
         progress: show progress bars.
     Returns:
-        VerifyResult (check `.passed`).
+        VerifyResult (check `.passed`); for a vision-language folder a `vision.VisionExport` with the
+        re-run three-graph gate (check `.parity.passed`).
     Raises:
         ExportError: folder, manifest or model.onnx missing or corrupt, files changed since export,
             or the model is not the one exported.
     """
     folder = Path(path).expanduser()
+    vision = _vision_manifest(folder)
+    if vision is not None:  # a vision-language folder: its own gate (workbench.export.vision)
+        from .vision import verify_vision
+
+        return verify_vision(folder, vision, model=model, tokenizer=tokenizer, source=source, episodes=episodes)
     manifest = fs.read_manifest(folder)
     check_model_file(folder / fs.MODEL)
     changed = fs.changed_files(folder, manifest)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..measure.provenance import model_fingerprint
 from ..model.generate import greedy_vl
 from ..ort.contract import DecoderShape
 from ..ort.graph import ACCURACY_LEVEL
@@ -29,7 +30,7 @@ from ..ort.vision import EMBEDDING_FILE, TEXT_FILE, VISION_FILE, OrtVisionLangua
 from ..ort.vision_graphs import GRAPH_FILES, VISION_ACCURACY_LEVEL, pack_graphs, write_graphs
 from . import folder as fs
 from .folder import ExportError
-from .manifest import library_versions
+from .manifest import latency_json, library_versions
 from .parity import TOLERANCES
 from .precision import dequantized
 
@@ -128,23 +129,28 @@ class VisionExport:
     manifest: dict = field(compare=False, repr=False)
 
 
-def export_vlm(out, qmodel: nn.Module, processor, inputs: list[dict], *, precision, recipe, source: dict,
-               overwrite: bool = False, stages: dict | None = None) -> VisionExport:
+def export_vlm(out, qmodel: nn.Module, task, *, precision, recipe, source: dict, gate: dict | None = None,
+               overwrite: bool = False, stages: dict | None = None, latency_repeats: int = 3) -> VisionExport:
     """Write the three graphs of a (quantized) Glm4v, gate them, and move the folder into place.
 
     Args:
         out: target folder (must not exist or be empty, unless `overwrite`).
         qmodel: the recipe's model (its quantized language-model layers are packed as they are).
-        processor: its ScreenProcessor (tokenizer, chat template and image processor go into the folder).
-        inputs: the gate steps' model inputs (`workbench.model.vision.screen_inputs`), one screenshot grid.
+        task: the gate steps as a `workbench.measure.vision.ScreenTask` (one screenshot grid); its processor's
+            tokenizer, chat template and image processor go into the folder.
         precision: the export Precision; recipe: the Recipe; source: {"model", "fingerprint"}.
+        gate: the gate's settings for the manifest (episodes, accuracy_steps, calibration), what verify re-runs.
+        latency_repeats: timed repeats of the latency on both runtimes (typical step).
         overwrite: replace a non-empty `out`.
         stages: seconds of earlier stages, for the manifest.
     Raises:
         ExportError: screenshots of more than one grid. ExportGateError: the gate failed (nothing at `out`).
     """
+    from ..measure.vision import measure_screen_latency, measure_screen_latency_ort
+
     out = Path(out).expanduser().resolve()
     fs.check_target(out, overwrite)
+    processor, inputs = task.processor, task.inputs
     grids = {tuple(x["image_grid_thw"].reshape(-1).tolist()) for x in inputs}
     if len(grids) != 1:
         raise ExportError(f"the gate steps' screenshots have {len(grids)} patch grids {sorted(grids)}; the vision "
@@ -159,18 +165,32 @@ def export_vlm(out, qmodel: nn.Module, processor, inputs: list[dict], *, precisi
         processor.tokenizer.save_pretrained(str(tmp))
         processor.image_processor.save_pretrained(str(tmp))
         t0 = time.perf_counter()
-        report = vision_gate(reference, OrtVisionLanguage(tmp), inputs, processor.eos_token_id, precision.kind)
+        vlm = OrtVisionLanguage(tmp)
+        report = vision_gate(reference, vlm, inputs, processor.eos_token_id, precision.kind)
         stages["gate"] = time.perf_counter() - t0
         if not report.passed:
             from .build import ExportGateError
 
             raise ExportGateError(report, out)
+        t0 = time.perf_counter()
+        warmup = min(2, latency_repeats)
+        lat_ort, vis_ort = measure_screen_latency_ort(vlm, task, repeats=latency_repeats, warmup=warmup,
+                                                      engine=f"onnxruntime vision-language {precision.kind}")
+        lat_pt, vis_pt = measure_screen_latency(qmodel, task, repeats=latency_repeats, warmup=warmup,
+                                                engine=f"pytorch-eager {precision.kind}")
+        del vlm
+        stages["latency"] = time.perf_counter() - t0
         manifest = {
             "format": FORMAT, "recipe": recipe.to_json(), "precision": precision.to_json(),
             "graphs": {"vision": VISION_FILE, "embedding": EMBEDDING_FILE, "text": TEXT_FILE},
             "image_grid_thw": list(next(iter(grids))), "packed_matmuls": packed,
             "vision_accuracy_level": VISION_ACCURACY_LEVEL,
-            "shape": asdict(DecoderShape.of(qmodel)), "source": source, "versions": library_versions(),
+            "shape": asdict(DecoderShape.of(qmodel)),
+            "source": {**source, "exported_fingerprint": model_fingerprint(reference)},
+            "versions": library_versions(), "gate": gate or {},
+            "metrics": {"latency": {"onnxruntime": {**latency_json(lat_ort), "vision_ms": vis_ort.median},
+                                    "pytorch": {**latency_json(lat_pt), "vision_ms": vis_pt.median}},
+                        "image_tokens": task.image_tokens},
             "parity": report.to_json(), "runtime": "onnxruntime (workbench.ort.vision); onnxruntime-genai has no "
                                                    "glm4v model type, so no genai_config.json is written",
             "graph_bytes": {f: (tmp / f).stat().st_size for f in (VISION_FILE, EMBEDDING_FILE, TEXT_FILE)},
@@ -197,26 +217,69 @@ def export_vision_onnx(out, recipe, *, model, tokenizer, processor=None, source=
         progress: show a progress line.
     """
     from ..calib import default_calibration
-    from ..measure.provenance import model_fingerprint
-    from ..model.vision import load_processor, screen_inputs
-    from ..task import DEFAULT_EPISODES, load_steps
-    from ..task.open_autoglm import earlier_apps
+    from ..measure.vision import ScreenTask
+    from ..model.vision import load_processor
+    from ..task import DEFAULT_EPISODES, file_hash, load_steps
     from .precision import precision_of, recipe_model
 
     t0 = time.perf_counter()
     processor = processor or load_processor(source if source is not None else model.config._name_or_path)
-    steps = load_steps(episodes if episodes is not None else DEFAULT_EPISODES, limit=accuracy_steps)
-    apps = earlier_apps(steps)
-    inputs = [screen_inputs(processor, s, apps=apps[(s.episode_id, s.step)]) for s in steps]
+    episodes = Path(episodes) if episodes is not None else DEFAULT_EPISODES
+    task = ScreenTask(processor, load_steps(episodes, limit=accuracy_steps))
     precision = precision_of(recipe)
     if calib is None and recipe.changes_weights:
         calib = default_calibration(tokenizer, calib_episodes, processor=processor)
     qmodel = recipe_model(model.eval(), recipe, precision, calib)
     if progress:
-        print(f"export vision-language {precision.kind}: three graphs and the gate on {len(steps)} screenshot steps")
-    return export_vlm(out, qmodel, processor, inputs, precision=precision, recipe=recipe, overwrite=overwrite,
+        print(f"export vision-language {precision.kind}: three graphs and the gate on {len(task.steps)} screenshot steps")
+    gate = {"episodes": str(episodes), "episodes_sha256": file_hash(episodes), "accuracy_steps": len(task.steps),
+            "calib_episodes": str(calib_episodes) if calib_episodes else None,
+            "calib_steps": len(calib) if calib is not None else None}
+    return export_vlm(out, qmodel, task, precision=precision, recipe=recipe, overwrite=overwrite, gate=gate,
                       source={"model": name or str(source), "fingerprint": model_fingerprint(model)},
                       stages={"load": time.perf_counter() - t0})
+
+
+def verify_vision(folder, manifest: dict, *, model=None, tokenizer=None, source=None, episodes=None):
+    """`verify` of a vision-language folder: the files' hashes, the source model rebuilt with the recipe (its
+    fingerprint must be the exported one), and the three-graph gate re-run on the manifest's steps.
+
+    Returns:
+        VisionExport with the new gate report (check `.parity.passed`).
+    Raises:
+        ExportError: changed files, the wrong source model, a missing episode file.
+    """
+    from ..calib import CALIB_STEPS, default_calibration
+    from ..measure.vision import ScreenTask
+    from ..model import load_model
+    from ..model.vision import load_processor
+    from ..recipe import Recipe
+    from ..task import load_steps
+    from .precision import Precision, recipe_model
+
+    folder = Path(folder)
+    changed = fs.changed_files(folder, manifest)
+    if changed:
+        raise ExportError(f"{', '.join(changed)} in {folder} changed since export (sha256 differs from "
+                          "manifest.json); export the folder again")
+    recipe, precision, gate = Recipe.from_json(manifest["recipe"]), Precision(**manifest["precision"]), manifest["gate"]
+    if model is None:
+        model, tokenizer = load_model(source if source is not None else manifest["source"]["model"])
+    processor = load_processor(folder)
+    calib = None
+    if recipe.changes_weights:
+        calib = default_calibration(tokenizer, gate.get("calib_episodes"), n=gate.get("calib_steps") or CALIB_STEPS,
+                                    processor=processor)
+    reference = dequantized(recipe_model(model.eval(), recipe, precision, calib))
+    if model_fingerprint(reference) != manifest["source"]["exported_fingerprint"]:
+        raise ExportError(f"the model given is not the one exported to {folder} (fingerprint differs); pass the "
+                          "source checkpoint (--model)")
+    path = Path(episodes or gate["episodes"])
+    if not path.is_file():
+        raise ExportError(f"the gate's episode file {path} is not here; pass episodes= (--episodes)")
+    task = ScreenTask(processor, load_steps(path, limit=gate["accuracy_steps"]))
+    report = vision_gate(reference, OrtVisionLanguage(folder), task.inputs, processor.eos_token_id, precision.kind)
+    return VisionExport(folder, report, manifest)
 
 
 def files_of(folder: str | os.PathLike) -> list[str]:
