@@ -22,7 +22,15 @@ def prune_controls(method: str = "wanda", ratio: float = 0.5) -> dict[str, W.Wid
                                continuous_update=False, readout_format=".2f", style=STYLE),
         "pattern": W.ToggleButtons(options=list(PATTERNS), value="unstructured", description="pattern",
                                    style=STYLE),
+        "scope": _scope(),
     }
+
+
+def _scope() -> W.ToggleButtons:
+    """A knob's scope: the language model, or the vision tower of a vision-language model too."""
+    return W.ToggleButtons(options=[("language model", "language"), ("+ vision tower", "all")], value="language",
+                           description="scope", style=STYLE,
+                           tooltips=["the knob leaves a vision tower as it is", "the vision tower's linear layers too"])
 
 
 def quant_controls(method: str = "rtn", bits: int = 4) -> dict[str, W.Widget]:
@@ -35,14 +43,18 @@ def quant_controls(method: str = "rtn", bits: int = 4) -> dict[str, W.Widget]:
         "symmetric": W.Checkbox(value=True, description="symmetric", style=STYLE),
         "activations": W.Dropdown(options=list(ACTIVATIONS), value="none", description="activations",
                                   style=STYLE),
+        "scope": _scope(),
     }
 
 
 def section_from(controls: dict[str, W.Widget]) -> dict:
     """The recipe section the controls describe (only keys the chosen method accepts)."""
     body = {k: w.value for k, w in controls.items()}
-    if body.get("method") in ("heads", "channels"):  # structured pruning has no sparsity pattern
+    if body.get("method") in ("heads", "channels"):  # structured pruning: no sparsity pattern, language model only
         body.pop("pattern", None)
+        body.pop("scope", None)
+    if body.get("scope") == "language":  # the default; a recipe written without it is the same point
+        body.pop("scope")
     return body
 
 

@@ -271,6 +271,9 @@ class Dashboard(W.VBox):
         c["prune.pattern"].disabled = prune in ("none", "heads", "channels")
         for k in ("bits", "group_size", "symmetric", "activations"):
             c[f"quant.{k}"].disabled = quant == "none"
+        text_only = getattr(self.meter, "screens", None) is None  # scope matters for a vision-language model only
+        c["prune.scope"].disabled = text_only or prune in ("none", "heads", "channels")
+        c["quant.scope"].disabled = text_only or quant == "none"
         for k in ("window", "sinks"):
             c[f"cache.{k}"].disabled = c["cache.policy"].value != "sliding"
         for k in ("window_ms", "max_batch", "arrival_rate"):

@@ -30,6 +30,8 @@ def knob_explorer(meter, section: str, x_key: str, baseline, points: list, contr
         The widget box (display it).
     """
     controls = controls or (prune_controls() if section == "prune" else quant_controls())
+    if getattr(meter, "screens", None) is None:  # a text model: nothing for a scope to choose
+        controls.pop("scope", None)
 
     def measure():
         try:
