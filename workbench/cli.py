@@ -26,7 +26,7 @@ def _evaluate(args) -> int:
         store = ResultsStore(args.store)
     report = evaluate(args.model, args.episodes, limit=args.limit, recipe=args.recipe, progress=not args.json,
                       engine=args.engine, target=args.target, store=store, context_tokens=args.context,
-                      dtype=args.dtype, device=args.device)
+                      dtype=args.dtype, device=args.device, vision=not args.text_only)
     data = report.to_json()
     if args.json:
         print(json.dumps(data, indent=2))
@@ -136,7 +136,7 @@ def _sweep(args) -> int:
     grid = parse_grid(args.grid) if args.grid else None  # bad axes are reported before anything loads
     store = ResultsStore(args.store)
     meter = PointMeter.load(args.model, args.episodes, limit=args.limit, progress=False, engine=args.engine,
-                            dtype=args.dtype, device=args.device)
+                            dtype=args.dtype, device=args.device, vision=not args.text_only)
     if grid:
         result = run_grid(meter, grid, store, name=args.name, progress=not args.json, target=args.target)
     else:
@@ -176,6 +176,9 @@ def _device_args(parser) -> None:
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
                         help="parameter dtype the checkpoint loads in (default float32; a 9B model wants bfloat16 "
                              "on a 24 GB GPU)")
+    parser.add_argument("--text-only", action="store_true",
+                        help="a Glm4v checkpoint: load its language model alone and prompt it with the "
+                             "accessibility-tree text (no processor files needed)")
 
 
 def build_parser() -> argparse.ArgumentParser:

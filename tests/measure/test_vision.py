@@ -97,6 +97,13 @@ def test_evaluate_json_reports_vision_latency_bytes_and_the_prompt_mode(setup, c
     save_steps([dataclasses.replace(s, screenshot=None) for s in load_steps(root / "eval.jsonl")], root / "tree.jsonl")
     assert main(["evaluate", "--model", str(root / "model"), "--episodes", str(root / "tree.jsonl")]) == 2
     assert "has no screenshot" in capsys.readouterr().err
+    assert main(args + ["--dtype", "bfloat16", "--recipe", json.dumps({"quant": {"method": "gptq", "bits": 4}})]) == 0
+    half = json.loads(capsys.readouterr().out)  # every knob and the calibration in bfloat16
+    assert half["provenance"]["dtype"] == "bfloat16" and half["accuracy"]["kl"] >= 0
+    assert half["memory"]["vision_weight_bytes"] == data["memory"]["vision_weight_bytes"] // 2  # float32 -> bf16
+    assert main(args[:-1] + ["--text-only", "--json"]) == 0  # the language model alone, on the tree
+    text = json.loads(capsys.readouterr().out)
+    assert text["provenance"]["prompt_mode"] == "text" and "vision_weight_bytes" not in text["memory"]
     if not torch.cuda.is_available():
         assert main(args + ["--device", "cuda"]) == 2
         assert "sees no CUDA GPU; use --device cpu" in capsys.readouterr().err

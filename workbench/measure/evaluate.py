@@ -21,7 +21,8 @@ from .records import AccuracyRecord, LatencyRecord, MemoryRecord, Report
 def evaluate(source=None, episodes=None, *, model=None, tokenizer=None, limit: int | None = None,
              recipe=None, calib_episodes=None, progress: bool = True, latency_repeats: int = 5,
              engine: str = "pytorch", target: str | None = None, store=None,
-             context_tokens: int | None = None, processor=None, dtype="float32", device="cpu") -> Report:
+             context_tokens: int | None = None, processor=None, dtype="float32", device="cpu",
+             vision: bool = True) -> Report:
     """Measure a model on the phone-agent task.
 
     Args:
@@ -42,6 +43,7 @@ def evaluate(source=None, episodes=None, *, model=None, tokenizer=None, limit: i
         context_tokens: the context memory at the target is computed for (default 25,480).
         processor: the processor of an already loaded vision-language `model` (a loaded folder's is read).
         dtype, device: how `source` is loaded ("float32", "bfloat16", "float16"; "cpu", "cuda").
+        vision: a Glm4v `source`: with its vision tower on screenshots (True) or its language model alone.
     Returns:
         Report with accuracy (and its 90% Wilson interval), latency (batch 1, a prompt of median
         length), memory, provenance and, as asked, cache, serving and target sections.
@@ -57,7 +59,7 @@ def evaluate(source=None, episodes=None, *, model=None, tokenizer=None, limit: i
 
         target_shape(target)  # an unknown target is named before anything runs
     if model is None:
-        model, tokenizer = load_model(source, dtype=dtype, device=device)
+        model, tokenizer = load_model(source, dtype=dtype, device=device, vision=vision)
         name = str(source) if source is not None else "open-autoglm-tiny"
     elif tokenizer is None:
         raise ValueError("evaluate(model=...) needs tokenizer= too")

@@ -172,7 +172,7 @@ class PointMeter:
     @classmethod
     def load(cls, source=None, episodes=None, *, limit: int = 48, calib_steps: int | None = None,
              latency_repeats: int = 3, progress: bool = False, engine: str = "ort", dtype="float32",
-             device="cpu") -> "PointMeter":
+             device="cpu", vision: bool = True) -> "PointMeter":
         """Load a model (None: open-autoglm-tiny) and the first `limit` steps of an episode file.
 
         Args:
@@ -185,6 +185,7 @@ class PointMeter:
             progress: show tqdm bars.
             engine: "ort" (ONNX Runtime, the exported graph) or "pytorch".
             dtype, device: how the model loads ("float32", "bfloat16", "float16"; "cpu", "cuda").
+            vision: a Glm4v: with its vision tower on screenshots (True) or its language model alone.
         Raises:
             ModelLoadError, EpisodeError: a bad model folder or episode file (the message says which).
         """
@@ -194,7 +195,7 @@ class PointMeter:
         from ..task import DEFAULT_EPISODES, load_steps
 
         steps = load_steps(episodes if episodes is not None else DEFAULT_EPISODES, limit=limit)
-        model, tokenizer = load_model(source, dtype=dtype, device=device)
+        model, tokenizer = load_model(source, dtype=dtype, device=device, vision=vision)
         processor = load_processor(source) if is_vision_model(model) else None
         calib = default_calibration(tokenizer, n=calib_steps or CALIB_STEPS, processor=processor)
         meter = cls(model, tokenizer, steps, calib, latency_repeats=latency_repeats, progress=progress, engine=engine,

@@ -158,7 +158,7 @@ def load_processor(folder: str | os.PathLike) -> ScreenProcessor:
     if not (folder / PROCESSOR_FILE).is_file():
         raise ProcessorError(f"{folder} has no {PROCESSOR_FILE}, the image processor of a vision-language "
                              f"checkpoint; copy it from the original checkpoint, or load the model text-only "
-                             f"(load_model(folder, vision=False), --text-only)")
+                             f"(load_model(folder, vision=False); on the command line --text-only)")
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     if not getattr(tokenizer, "chat_template", None):
         raise ProcessorError(f"{folder} has no chat template (chat_template.jinja); copy it from the original "

@@ -112,7 +112,8 @@ def layer_record(name: str, before: nn.Module, after: nn.Module, bits: int, grou
         LayerQuant.
     """
     gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(n_tokens, before.in_features, generator=gen)  # (n_tokens, in)
+    w = before.weight
+    x = torch.randn(n_tokens, before.in_features, generator=gen).to(w.device, w.dtype)  # (n_tokens, in), as the layer runs
     return LayerQuant(name, kernel_of(after), bits, group_size,
                       sqnr_db(before.weight, effective_weight(after)), sqnr_db(before(x), after(x)),
                       module_bytes(before), module_bytes(after))
