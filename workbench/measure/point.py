@@ -25,7 +25,7 @@ from .accuracy import run_task, typical_prompt
 from .fidelity import kl_and_ppl, target_ids, target_logprobs, task_and_logprobs_ort
 from .latency import measure_latency, measure_ort_latency
 from .memory import weight_bytes
-from .records import AccuracyRecord, Spread, wilson_interval
+from .records import AccuracyRecord, Measured, Spread, wilson_interval
 
 ENGINES = ("ort", "pytorch")
 
@@ -264,12 +264,15 @@ class PointMeter:
                      m.cache, serving, None, acc.exact, m.kv_bytes_per_token, lat.prompt_tokens, lat.threads,
                      predictions=m.predictions, **m.vision)
 
-    def _on_ort(self, model, tick, fidelity: bool = True) -> "_Measured":
+    def _on_ort(self, model, tick, fidelity: bool = True) -> Measured:
         """Accuracy, KL, latency and stored bytes of the fused ONNX graph of `model` on ONNX Runtime."""
         from ..ort import fused_decoder, precision_label
 
         if self.screens is not None:
-            return self._on_screens_ort(model, tick, fidelity)
+            from .vision import measure_screens_ort
+
+            return measure_screens_ort(model, self.screens, self.reference if fidelity else None, self._targets,
+                                       repeats=self.latency_repeats, progress=self.progress, tick=tick)
         decoder = fused_decoder(model)
         engine = f"onnxruntime-fused ({precision_label(model)})"
         acc, preds, gens, got = task_and_logprobs_ort(decoder, self.tokenizer, self.steps, progress=self.progress,
@@ -278,12 +281,15 @@ class PointMeter:
         kl, ppl = kl_and_ppl(self.reference, got, self._targets) if fidelity else (None, None)
         lat = measure_ort_latency(decoder, self._typical.numpy(), repeats=self.latency_repeats, engine=engine)
         per_token = peak.kv_bytes / (peak.prompt_tokens + len(peak.tokens))
-        return _Measured(acc, preds, peak.kv_bytes, per_token, kl, ppl, lat, decoder.weight_bytes, engine)
+        return Measured(acc, preds, peak.kv_bytes, per_token, kl, ppl, lat, decoder.weight_bytes, engine)
 
-    def _on_pytorch(self, model, recipe, tick, fidelity: bool = True) -> "_Measured":
+    def _on_pytorch(self, model, recipe, tick, fidelity: bool = True) -> Measured:
         """Accuracy, KL and latency of `model` in PyTorch eager (under the recipe's cache policy, if any)."""
         if self.screens is not None:
-            return self._on_screens(model, tick, fidelity)
+            from .vision import measure_screens
+
+            return measure_screens(model, self.screens, self.reference if fidelity else None, self._targets,
+                                   repeats=self.latency_repeats, progress=self.progress, tick=tick)
         cache, factory = None, None
         if recipe.cache is not None:
             from ..cache import new_cache
@@ -308,47 +314,7 @@ class PointMeter:
             for _ in self.steps:
                 tick()
         lat = measure_latency(model, self._typical, repeats=self.latency_repeats, cache_factory=factory)
-        return _Measured(acc, preds, kv, per_token, kl, ppl, lat, weight_bytes(model), lat.engine, cache)
-
-    def _on_screens(self, model, tick, fidelity: bool = True) -> "_Measured":
-        """A vision-language model on screenshot steps (PyTorch): accuracy, KL, vision / prefill / decode times."""
-        from .vision import PROMPT_MODE, measure_screen_latency, run_screen_task, screen_logprobs, vision_weight_bytes
-
-        acc, preds, gens = run_screen_task(model, self.screens, progress=self.progress, on_step=tick)
-        peak = max(gens, key=lambda g: g.kv_bytes)
-        kl = ppl = None
-        if fidelity:
-            kl, ppl = kl_and_ppl(self.reference, screen_logprobs(model, self.screens, on_step=tick), self._targets)
-        else:
-            for _ in self.steps:
-                tick()
-        lat, vision = measure_screen_latency(model, self.screens, repeats=self.latency_repeats)
-        per_token = peak.kv_bytes / (peak.prompt_tokens + len(peak.tokens))
-        extra = dict(vision_ms=vision, vision_weight_bytes=vision_weight_bytes(model),
-                     image_tokens=self.screens.image_tokens, prompt_mode=PROMPT_MODE)
-        return _Measured(acc, preds, peak.kv_bytes, per_token, kl, ppl, lat, weight_bytes(model), lat.engine,
-                         vision=extra)
-
-    def _on_screens_ort(self, model, tick, fidelity: bool = True) -> "_Measured":
-        """A vision-language model as its export writes it: vision, embedding and text graphs on ONNX Runtime."""
-        from ..ort import precision_label
-        from ..ort.vision import VISION_FILE
-        from ..ort.vision_graphs import vision_language
-        from .vision import PROMPT_MODE, measure_screen_latency_ort, run_screen_task_ort
-
-        x = self.screens.inputs[self.screens.typical]
-        vlm, sizes = vision_language(model, x["image_grid_thw"], x["pixel_values"])
-        engine = f"onnxruntime-vision-language ({precision_label(model)})"
-        acc, preds, gens, got = run_screen_task_ort(vlm, self.screens, progress=self.progress,
-                                                    on_step=lambda: (tick(), tick()))
-        peak = max(gens, key=lambda g: g.kv_bytes)
-        kl, ppl = kl_and_ppl(self.reference, got, self._targets) if fidelity else (None, None)
-        lat, vision = measure_screen_latency_ort(vlm, self.screens, repeats=self.latency_repeats, engine=engine)
-        per_token = peak.kv_bytes / (peak.prompt_tokens + len(peak.tokens))
-        extra = dict(vision_ms=vision, vision_weight_bytes=sizes[VISION_FILE],
-                     image_tokens=self.screens.image_tokens, prompt_mode=PROMPT_MODE)
-        return _Measured(acc, preds, peak.kv_bytes, per_token, kl, ppl, lat, sum(sizes.values()), engine,
-                         vision=extra)
+        return Measured(acc, preds, kv, per_token, kl, ppl, lat, weight_bytes(model), lat.engine, cache)
 
     @property
     def reference(self) -> list:
@@ -361,23 +327,6 @@ class PointMeter:
             else:
                 self._ref = target_logprobs(self.model, self.tokenizer, self.steps, progress=self.progress)
         return self._ref
-
-
-@dataclass
-class _Measured:
-    """What one engine measured of a model (internal to PointMeter)."""
-
-    accuracy: AccuracyRecord
-    predictions: list
-    kv_bytes: int
-    kv_bytes_per_token: float
-    kl: float
-    ppl: float
-    latency: object
-    weight_bytes: int
-    engine: str
-    cache: dict | None = None
-    vision: dict = dataclasses.field(default_factory=dict)  # Point's vision fields, for a vision-language model
 
 
 def ort_refusal(recipe, model) -> str | None:

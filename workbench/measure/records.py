@@ -89,6 +89,23 @@ class MemoryRecord:
     image_tokens: int | None = None  # ... and the image tokens of the typical step (their KV is in kv_bytes)
 
 
+@dataclass
+class Measured:
+    """What one engine measured of a recipe's model (what `PointMeter` turns into a Point)."""
+
+    accuracy: AccuracyRecord
+    predictions: list
+    kv_bytes: int
+    kv_bytes_per_token: float
+    kl: float | None
+    ppl: float | None
+    latency: LatencyRecord
+    weight_bytes: int
+    engine: str
+    cache: dict | None = None
+    vision: dict = field(default_factory=dict)  # Point's vision fields, for a vision-language model
+
+
 @dataclass(frozen=True)
 class Prediction:
     """One step's model output next to its target."""

@@ -20,8 +20,9 @@ from ..model.generate import MAX_NEW_TOKENS, decode_one_vl, encode_images, greed
 from ..model.vision import answer_ids, screen_inputs, vision_tower
 from ..task import aggregate, score_step
 from ..task.open_autoglm import earlier_apps
+from .fidelity import kl_and_ppl
 from .memory import weight_bytes
-from .records import AccuracyRecord, LatencyRecord, Prediction, Spread
+from .records import AccuracyRecord, LatencyRecord, Measured, Prediction, Spread
 
 PROMPT_MODE = "open-autoglm"
 
@@ -190,3 +191,50 @@ def measure_screen_latency_ort(vlm, task: ScreenTask, *, decode_tokens: int = 16
     threads = vlm.text.get_session_options().intra_op_num_threads
     lat = LatencyRecord(Spread.of(pre), Spread.of(dec), int(x["input_ids"].shape[1]), engine, threads)
     return lat, Spread.of(vis)
+
+
+def _measured(acc, preds, gens, kl, ppl, lat, vision, weight: int, vision_bytes: int, engine: str,
+              task: ScreenTask) -> Measured:
+    peak = max(gens, key=lambda g: g.kv_bytes)
+    per_token = peak.kv_bytes / (peak.prompt_tokens + len(peak.tokens))
+    extra = dict(vision_ms=vision, vision_weight_bytes=vision_bytes, image_tokens=task.image_tokens,
+                 prompt_mode=PROMPT_MODE)
+    return Measured(acc, preds, peak.kv_bytes, per_token, kl, ppl, lat, weight, engine, vision=extra)
+
+
+def measure_screens(model, task: ScreenTask, reference, targets, *, repeats: int = 5, progress: bool = False,
+                    tick=lambda: None) -> Measured:
+    """A vision-language model on screenshot steps in PyTorch: accuracy, KL to `reference` (None: not
+    measured), vision / prefill / decode latency, bytes of the whole model and of its vision tower.
+
+    Args:
+        model: the recipe's Glm4v. task: the steps. reference, targets: the baseline's target log-probs and ids.
+        repeats: timed latency repeats. progress: tqdm bars. tick: called twice per step (progress).
+    """
+    acc, preds, gens = run_screen_task(model, task, progress=progress, on_step=tick)
+    kl = ppl = None
+    if reference is not None:
+        kl, ppl = kl_and_ppl(reference, screen_logprobs(model, task, on_step=tick), targets)
+    else:
+        for _ in task.steps:
+            tick()
+    lat, vision = measure_screen_latency(model, task, repeats=repeats)
+    return _measured(acc, preds, gens, kl, ppl, lat, vision, weight_bytes(model), vision_weight_bytes(model),
+                     lat.engine, task)
+
+
+def measure_screens_ort(model, task: ScreenTask, reference, targets, *, repeats: int = 5, progress: bool = False,
+                        tick=lambda: None) -> Measured:
+    """`measure_screens` on what the export writes: the vision, embedding and text graphs of `model` (its codes
+    packed) on ONNX Runtime; bytes are what the graphs store."""
+    from ..ort import precision_label
+    from ..ort.vision import VISION_FILE
+    from ..ort.vision_graphs import vision_language
+
+    x = task.inputs[task.typical]
+    vlm, sizes = vision_language(model, x["image_grid_thw"], x["pixel_values"])
+    engine = f"onnxruntime-vision-language ({precision_label(model)})"
+    acc, preds, gens, got = run_screen_task_ort(vlm, task, progress=progress, on_step=lambda: (tick(), tick()))
+    kl, ppl = kl_and_ppl(reference, got, targets) if reference is not None else (None, None)
+    lat, vision = measure_screen_latency_ort(vlm, task, repeats=repeats, engine=engine)
+    return _measured(acc, preds, gens, kl, ppl, lat, vision, sum(sizes.values()), sizes[VISION_FILE], engine, task)
