@@ -426,3 +426,11 @@ def test_hand_made_record_round_trips_through_a_rendered_screenshot(tmp_path):
     img = Image.open(loaded.screenshot).convert("RGB")
     cx, cy = 600 * W // 1000, 735 * H // 1000                      # the tap point lands on the button
     assert img.getpixel((cx - 20, cy)) != (255, 255, 255)
+
+
+def test_a_small_screenshot_size_renders():
+    from workbench.task import DEFAULT_EPISODES, load_steps
+    from workbench.task.render import render_screen
+
+    for step in load_steps(DEFAULT_EPISODES, limit=3):
+        assert render_screen(step, (100, 240)).size == (100, 240)
