@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from ..model.generate import MAX_NEW_TOKENS, greedy
+from ..model.generate import MAX_NEW_TOKENS, greedy, model_device
 from ..task import aggregate, render_prompt, score_step
 from .records import AccuracyRecord, Prediction
 
@@ -35,6 +35,8 @@ def predict(model, tokenizer, step, cache=None, generate_fn=None):
         (output text, Generation with timings and KV bytes).
     """
     ids = encode_prompt(tokenizer, step)
+    if model is not None:  # on the model's device (None: another engine decodes)
+        ids = ids.to(model_device(model))
     if generate_fn is not None:
         gen = generate_fn(ids)
     else:

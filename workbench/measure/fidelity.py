@@ -34,8 +34,8 @@ def target_logprobs(model, tokenizer, steps, *, progress: bool = True, on_step=N
     for step in tqdm(steps, desc="logprobs", disable=not progress, mininterval=1):
         prompt = tokenizer.encode(render_prompt(step), add_special_tokens=False)
         target = target_ids(tokenizer, step)
-        ids = torch.tensor([prompt + target])
-        logits = model(input_ids=ids).logits[0, len(prompt) - 1:-1].float()  # (n_target, V)
+        ids = torch.tensor([prompt + target], device=next(model.parameters()).device)
+        logits = model(input_ids=ids).logits[0, len(prompt) - 1:-1].float().cpu()  # (n_target, V)
         out.append(torch.log_softmax(logits, -1))
         if on_step is not None:
             on_step()

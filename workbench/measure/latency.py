@@ -28,16 +28,20 @@ def measure_latency(model, input_ids: torch.Tensor, *, decode_tokens: int = 16, 
     Returns:
         LatencyRecord in milliseconds.
     """
+    input_ids = input_ids.to(next(model.parameters()).device)
+    sync = torch.cuda.synchronize if input_ids.is_cuda else (lambda: None)
     pre, dec = [], []
     for r in range(warmup + repeats):
         t0 = time.perf_counter()
         logits, cache = prefill(model, input_ids, cache_factory() if cache_factory else None)
+        sync()
         t_pre = time.perf_counter() - t0
         steps = []
         for _ in range(decode_tokens):
             token = logits.argmax(-1, keepdim=True)  # (1, 1)
             t0 = time.perf_counter()
             logits = decode_one(model, token, cache)
+            sync()
             steps.append(time.perf_counter() - t0)
         if r >= warmup:
             pre.append(t_pre * 1e3)

@@ -203,9 +203,11 @@ class Dashboard(W.VBox):
         from ..measure.point import PointMeter
 
         self.readout.value = "loading ..."
+        weight = next(self.meter.model.parameters())  # the new model loads where the current one lives
         self.meter = PointMeter.load(self.model_path.value.strip() or None, self.episodes_path.value.strip() or None,
                                      limit=self.limit.value, latency_repeats=self.meter.latency_repeats,
-                                     engine=self.engine.value)
+                                     engine=self.engine.value, dtype=str(weight.dtype).removeprefix("torch."),
+                                     device=weight.device)
         self._do_start(None)
 
     def _do_point(self, recipe: dict) -> None:
@@ -330,7 +332,8 @@ def _replace(fig, new) -> None:
 
 
 def dashboard(meter=None, *, store=None, source=None, episodes=None, limit: int | None = None, threaded: bool = True,
-              export_dir=None, target: str | None = None, y: str = "step", engine: str = "ort") -> Dashboard:
+              export_dir=None, target: str | None = None, y: str = "step", engine: str = "ort",
+              dtype: str = "float32", device: str = "cpu") -> Dashboard:
     """The trade-off explorer of notebook 05 (see `Dashboard`).
 
     Args:
@@ -340,12 +343,15 @@ def dashboard(meter=None, *, store=None, source=None, episodes=None, limit: int 
             meter's, or 12 when the meter is loaded here); shown in the Load row, which re-reads them.
         threaded: measure beside the kernel (interactive use); False measures inside the callback.
         export_dir: where "Export this point" writes (default: a new temporary folder).
+        dtype, device: how the meter's model loads when it is loaded here (a model in bfloat16 or on a GPU is
+            measured in PyTorch).
     Returns:
         The Dashboard widget (display it; `.apply(recipe)` sets the controls and waits for the point).
     """
     from ..measure.point import PointMeter
 
-    meter = meter if meter is not None else PointMeter.load(source, episodes, limit=limit or 48, engine=engine)
+    meter = meter if meter is not None else PointMeter.load(source, episodes, limit=limit or 48, engine=engine,
+                                                            dtype=dtype, device=device)
     box = Dashboard(meter, store, threaded=threaded, export_dir=export_dir, source=source or getattr(meter, "source", None),
                     episodes=episodes, limit=limit or len(meter.steps), target=target, y=y)
     box.wait()
