@@ -56,6 +56,8 @@ def test_float_export_writes_three_graphs_that_pass_the_gate(folder, tmp_path, c
     proc = load_processor(tmp_path / "f32")
     gen = vlm.greedy(screen_inputs(proc, load_steps(DEFAULT_EPISODES, limit=1)[0]), proc.eos_token_id, 4)
     assert gen.vision_s > 0 and gen.image_tokens == int(torch.tensor(manifest["image_grid_thw"]).prod()) // 4
+    with pytest.raises(ValueError, match="vision graph is written for"):
+        vlm.encode(torch.zeros(vlm.patches + 4, 3 * 2 * 14 * 14))
 
 
 def test_int4_export_packs_the_codes_of_the_text_decoder_and_with_scope_all_the_vision_tower(folder, tmp_path, capsys):

@@ -83,3 +83,20 @@ def test_missing_and_bad_inputs_are_named(folder, tmp_path, shot):
     with pytest.raises(ProcessorError, match="1 images but 0"):
         proc([{"role": "user", "content": [{"type": "image"}]}], [])
     assert "[gMASK]<sop>" in CHAT_TEMPLATE
+
+
+def test_inputs_equal_transformers_glm4v_processor_where_torchvision_is_installed(folder, shot):
+    pytest.importorskip("torchvision", reason="transformers' Glm4vProcessor needs a video processor, which needs "
+                                              "torchvision (no build for torch 2.13.0 CPU here)")
+    from transformers import AutoProcessor
+
+    theirs = AutoProcessor.from_pretrained(folder)
+    step = Step(**{**STEP.__dict__, "screenshot": shot})
+    ours = screen_inputs(load_processor(folder), step)
+    from workbench.task.open_autoglm import messages
+
+    text = theirs.apply_chat_template(messages(step), tokenize=False, add_generation_prompt=True)
+    want = theirs(text=[text], images=[open_image(shot)], return_tensors="pt")
+    assert torch.equal(want["input_ids"], ours["input_ids"])
+    assert torch.allclose(want["pixel_values"], ours["pixel_values"])
+    assert torch.equal(want["image_grid_thw"], ours["image_grid_thw"])

@@ -6,8 +6,8 @@ resize to a multiple of 28 px within min / max pixels, 14-px patches, 2x2 merge)
 ``<|image|>`` token per merged patch. transformers' ``Glm4vProcessor`` does exactly that, but it
 also needs a video processor, which needs torchvision, which has no build for this torch
 (2.13.0 CPU). `ScreenProcessor` composes the same three parts (the checkpoint's tokenizer and chat
-template, ``AutoImageProcessor``) the way ``Glm4vProcessor`` does for images, and
-`load_processor` uses ``AutoProcessor`` itself where torchvision is importable.
+template, ``AutoImageProcessor``) the way ``Glm4vProcessor`` does for images; where torchvision is
+installed, tests/model/test_vision.py checks that both give the same inputs.
 
     processor = load_processor(folder)
     inputs = processor(messages, [image])   # input_ids, attention_mask, pixel_values, image_grid_thw, mm_token_type_ids

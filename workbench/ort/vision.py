@@ -79,11 +79,21 @@ class OrtVisionLanguage:
         self.num_layers = len(past) // 2
         _, self.kv_heads, _, self.head_dim = past[0].shape
         self.hidden = self.embedding.get_outputs()[0].shape[-1]
+        self.patches = self.vision.get_inputs()[0].shape[0]  # the screenshot grid the vision graph is written for
         self._out = [o.name for o in self.text.get_outputs()]
 
     def encode(self, pixel_values) -> np.ndarray:
-        """Image features (image tokens, hidden) of a screenshot's patches."""
-        return self.vision.run(None, {"pixel_values": _np(pixel_values).astype(np.float32)})[0]
+        """Image features (image tokens, hidden) of a screenshot's patches.
+
+        Raises:
+            ValueError: a screenshot of another grid than the vision graph's (another resolution).
+        """
+        pixel_values = _np(pixel_values).astype(np.float32)
+        if isinstance(self.patches, int) and pixel_values.shape[0] != self.patches:
+            raise ValueError(f"the screenshot has {pixel_values.shape[0]} patches but the vision graph is written for "
+                             f"{self.patches} (see image_grid_thw in the folder's manifest): resize screenshots to "
+                             f"the exported resolution, or export again with screenshots of this size")
+        return self.vision.run(None, {"pixel_values": pixel_values})[0]
 
     def _text(self, embeds, positions, past, n_past):
         feed = {"inputs_embeds": embeds, "position_ids": positions,
