@@ -25,6 +25,11 @@ test: setup
 	command -v chromium >/dev/null || (apt-get install -y -q chromium || sudo -n apt-get install -y -q chromium \
 	  || (apt-get update -q && apt-get install -y -q chromium) || (sudo -n apt-get update -q && sudo -n apt-get install -y -q chromium)) \
 	  || echo "chromium not installed: the browser test will skip"
+	# the PostgreSQL tests (tests/test_store_postgres.py, tests/test_worker.py) start Debian's server in a temporary folder
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || (apt-get install -y -q postgresql \
+	  || sudo -n apt-get install -y -q postgresql || (apt-get update -q && apt-get install -y -q postgresql) \
+	  || (sudo -n apt-get update -q && sudo -n apt-get install -y -q postgresql)) \
+	  || echo "postgresql not installed: the PostgreSQL tests will skip"
 	$(PY) -m pytest --nbval-lax tests notebooks
 
 clean-venv:

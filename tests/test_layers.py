@@ -5,7 +5,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "workbench"
 LAYERS = {  # docs/design.md section 2, bottom (0) to top
     "task": 0, "model": 1, "registry": 1, "select": 1, "prune": 2, "quant": 2, "cache": 2, "serve": 2, "calib": 2,
-    "recipe": 3, "ort": 4, "measure": 5, "store": 6, "sweep": 6, "export": 6, "plots": 7, "widgets": 7, "cli": 7,
+    "recipe": 3, "ort": 4, "measure": 5, "store": 6, "sweep": 6, "worker": 6, "export": 6, "plots": 7, "widgets": 7, "cli": 7,
 }
 
 

@@ -1,6 +1,7 @@
 """Command line: `workbench evaluate` prints the measured report of a model on an episode file;
 `workbench export` writes a verified ONNX folder for a recipe; `workbench verify` re-checks one;
-`workbench sweep` measures a grid or an optuna study into the results store and prints the Pareto points.
+`workbench sweep` measures a grid or an optuna study into the results store and prints the Pareto points;
+`workbench worker` joins an optuna study in a shared store (on any number of machines) and measures its trials.
 
 Exit codes: 0 done; 1 the parity gate failed (export: nothing written; the report goes to stdout);
 2 bad input (one line on stderr naming the problem and the fix).
@@ -8,6 +9,8 @@ Exit codes: 0 done; 1 the parity gate failed (export: nothing written; the repor
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import json
 import sys
 
@@ -134,7 +137,7 @@ def _sweep(args) -> int:
     if not args.grid and not args.optuna:
         raise ValueError("give grid axes (--grid prune.ratio=0,0.3,0.5 ...) or --optuna N")
     grid = parse_grid(args.grid) if args.grid else None  # bad axes are reported before anything loads
-    store = ResultsStore(args.store)
+    store = ResultsStore(args.store)  # a SQLite path or a postgresql:// URL
     meter = PointMeter.load(args.model, args.episodes, limit=args.limit, progress=False, engine=args.engine,
                             dtype=args.dtype, device=args.device, vision=not args.text_only)
     if grid:
@@ -142,11 +145,11 @@ def _sweep(args) -> int:
     else:
         result, _ = run_optuna(meter, store, n_trials=args.optuna, study_name=args.name, seed=args.seed,
                                progress=not args.json, target=args.target)
-    data = {"store": str(store.path), "steps": meter.settings | {"n": len(meter.steps)}, **result.to_json()}
+    data = {"store": store.location, "steps": meter.settings | {"n": len(meter.steps)}, **result.to_json()}
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
-    print(f"store      {store.path} ({len(store)} points)")
+    print(f"store      {store.location} ({len(store)} points)")
     print(f"sweep      {args.name}: {len(result.points)} points, {result.measured} measured, "
           f"{result.from_store} from the store, {len(result.skipped)} impossible skipped")
     print("Pareto front (step accuracy up, decode ms/token down, memory down):")
@@ -157,6 +160,56 @@ def _sweep(args) -> int:
         print(f"  {p.step:.3f} [{low:.2f}, {high:.2f}]  {p.decode_ms.median:6.2f} ms/token  "
               f"{p.memory_bytes / 2**20:6.2f} MiB{at}  {p.label}  [{p.engine}]")
     return 0
+
+
+def _worker(args) -> int:
+    import optuna
+
+    from .store import ResultsStore
+    from .sweep import open_study, parse_grid
+    from .worker import load_meter, run_processes, run_ray, run_worker, worker_args
+
+    grid = parse_grid(args.grid) if args.grid else None
+    n_trials = args.n_trials or (_grid_size(grid) if grid else 20)
+    if args.processes < 1 or n_trials < 1 or args.heartbeat < 1 or args.claim_timeout <= args.heartbeat:
+        raise ValueError("--processes and --n-trials must be >= 1, --heartbeat >= 1 s and --claim-timeout longer "
+                         "than --heartbeat")
+    store = ResultsStore(args.storage)  # refused here, before anything loads or spawns, if unusable
+    meter_kwargs = {"model": args.model, "episodes": args.episodes, "limit": args.limit, "engine": args.engine,
+                    "dtype": args.dtype, "device": args.device, "text_only": args.text_only}
+    options = {"storage": store, "study": args.study, "n_trials": n_trials, "grid": grid, "target": args.target,
+               "seed": args.seed, "heartbeat_s": args.heartbeat, "timeout_s": args.claim_timeout}
+    say = None if args.json else (lambda line: print(line, file=sys.stderr))
+    if args.ray:
+        results = run_ray(args.ray, args.processes, meter_kwargs, **options)
+    elif args.processes > 1:
+        # the study (and optuna's tables) first, then the workers: they start on a ready database
+        open_study(store, args.study, target=args.target, heartbeat_s=args.heartbeat, grace_s=args.claim_timeout)
+        codes, results = run_processes(args.processes, worker_args(
+            store, args.study, n_trials=n_trials, grid=args.grid, target=args.target, heartbeat_s=args.heartbeat,
+            timeout_s=args.claim_timeout, **meter_kwargs), seed=args.seed)
+        if any(codes):
+            raise ValueError(f"worker processes exited with {codes}; their messages are above")
+    else:
+        results = [run_worker(functools.partial(load_meter, **meter_kwargs), log=say, **options)]
+    study = optuna.load_study(study_name=args.study, storage=store.storage_url)
+    finished = sum(t.state.is_finished() and t.state != optuna.trial.TrialState.FAIL for t in study.trials)
+    data = {"store": store.location, "points": len(store), "study": args.study, "finished": finished,
+            "n_trials": n_trials, "workers": [dataclasses.asdict(r) for r in results]}
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    for r in results:
+        print(f"worker     {r.worker}: {r.trials} trials, {r.measured} measured, {r.from_store} from the store, "
+              f"waited {r.waited_s:.0f} s for other workers, {r.took_over} expired claims taken over")
+    print(f"study      {args.study}: {finished} of {n_trials} trials finished")
+    print(f"store      {store.location} ({len(store)} points); `workbench sweep --optuna {n_trials} --name "
+          f"{args.study} --storage {store.location}` prints its Pareto front")
+    return 0
+
+
+def _grid_size(grid: dict) -> int:
+    return functools.reduce(lambda n, values: n * len(values), grid.values(), 1)
 
 
 def _engine_args(parser, default: str, store: bool = True) -> None:
@@ -179,6 +232,11 @@ def _device_args(parser) -> None:
     parser.add_argument("--text-only", action="store_true",
                         help="a Glm4v checkpoint: load its language model alone and prompt it with the "
                              "accessibility-tree text (no processor files needed)")
+
+
+_STORAGE_HELP = ("results database: a SQLite file path, or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE "
+                 "shared by workers on many machines; optuna's study lives in it too (default: "
+                 "$AUTOGLM_WORKBENCH_STORE or ~/.cache/autoglm-workbench/results.db)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -227,13 +285,48 @@ def build_parser() -> argparse.ArgumentParser:
                     help="HF-format GLM checkpoint folder (default: the embedded open-autoglm-tiny)")
     sw.add_argument("--episodes", default=None, help="JSONL episode file (default: data/episodes/eval.jsonl)")
     sw.add_argument("--limit", type=int, default=48, help="steps measured per point (default 48)")
-    sw.add_argument("--store", default=None,
-                    help="results database (default: $AUTOGLM_WORKBENCH_STORE or ~/.cache/autoglm-workbench/results.db)")
+    sw.add_argument("--store", "--storage", dest="store", default=None, metavar="PATH_OR_URL", help=_STORAGE_HELP)
     sw.add_argument("--seed", type=int, default=0, help="optuna sampler seed")
     _engine_args(sw, default="ort", store=False)
     _device_args(sw)
     sw.add_argument("--json", action="store_true", help="print the summary and the Pareto points as JSON")
     sw.set_defaults(run=_sweep)
+    wk = sub.add_parser("worker", help="join an optuna study and measure its trials (run one on every machine)",
+                        description="Join the optuna study NAME in the results database and measure its trials "
+                                    "until it holds --n-trials finished ones. Each recipe is claimed in the store "
+                                    "while measured (a heartbeat renews the claim); a recipe another live worker "
+                                    "holds is waited for, a stored one read back; a dead worker's claim and trial "
+                                    "expire after --claim-timeout and are retried by another worker.")
+    wk.add_argument("--storage", default=None, metavar="PATH_OR_URL", help=_STORAGE_HELP)
+    wk.add_argument("--study", required=True, metavar="NAME", help="the optuna study (created if missing)")
+    wk.add_argument("--n-trials", type=int, default=None, metavar="N",
+                    help="the study's budget: finished trials of all workers together (default: the grid's size, "
+                         "else 20)")
+    wk.add_argument("--grid", action="append", default=[], metavar="SECTION.KEY=V1,V2",
+                    help="sample this grid (each combination once, optuna's GridSampler) instead of NSGA-II over "
+                         "the default space; every worker of a study must pass the same axes")
+    wk.add_argument("--model", default=None,
+                    help="HF-format GLM checkpoint folder (default: the embedded open-autoglm-tiny); the same "
+                         "files on every machine (the store's fingerprint keys each point by the model)")
+    wk.add_argument("--episodes", default=None, help="JSONL episode file (default: data/episodes/eval.jsonl)")
+    wk.add_argument("--limit", type=int, default=48, help="steps measured per point (default 48)")
+    wk.add_argument("--seed", type=int, default=None,
+                    help="NSGA-II sampler seed (default random; --processes N gives SEED, SEED+1, ...; a --grid "
+                         "is sampled in one order by every worker)")
+    wk.add_argument("--processes", type=int, default=1, metavar="N",
+                    help="run N worker processes on this machine (with --ray: N Ray tasks)")
+    wk.add_argument("--ray", default=None, metavar="ADDRESS",
+                    help="run the workers as Ray tasks on this cluster (ray.init(address=ADDRESS), e.g. auto or "
+                         "ray://head:10001); needs the optional extra: pip install autoglm-workbench[cluster]")
+    wk.add_argument("--heartbeat", type=int, default=10, metavar="S",
+                    help="renew the claim and the optuna trial every S seconds while measuring (default 10)")
+    wk.add_argument("--claim-timeout", type=int, default=60, metavar="S",
+                    help="a claim or trial silent for S seconds has expired: its worker died, another takes the "
+                         "recipe over and optuna retries the trial (default 60)")
+    _engine_args(wk, default="ort", store=False)
+    _device_args(wk)
+    wk.add_argument("--json", action="store_true", help="print what the worker did as JSON")
+    wk.set_defaults(run=_worker)
     return p
 
 

@@ -1,7 +1,8 @@
 """Sweeps over the knobs: a grid, or a multi-objective optuna study; every point lands in the results store.
 
 Both are resumable: a point already in the store is fetched, not measured again, and optuna's study
-lives in the same SQLite file (`load_if_exists`), so a killed sweep re-run picks up where it stopped.
+lives in the same database (`load_if_exists`; a SQLite file, or PostgreSQL that `workbench.worker`s on
+other machines share), so a killed sweep re-run picks up where it stopped.
 
     grid = parse_grid(["prune.method=wanda", "prune.ratio=0,0.3,0.5", "quant.bits=16,8,4"])
     result = run_grid(meter, grid, store)            # 9 points, Pareto front in result.pareto
@@ -11,14 +12,18 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import sqlalchemy
 from tqdm.auto import tqdm
 
 from .measure.pareto import objectives_for, pareto_front
 from .measure.target import with_target
 from .recipe import SECTIONS, Recipe, RecipeError, is_default_cache
-from .store import ResultsStore, cached_point
+from .store import APPLICATION_ID, ResultsStore, cached_point
 
 DEFAULT_METHODS = {"prune": "wanda", "quant": "rtn"}  # a grid that sets prune.ratio but no method uses these
 # optuna's search space: "section.key" -> list of choices, or (low, high, step) for a float range.
@@ -177,37 +182,106 @@ def _suggest(trial, space: dict) -> dict:
     return values
 
 
+def trial_recipe(trial, space: dict, base: dict | None = None) -> dict:
+    """The validated recipe dict an optuna trial suggests over `space` (on top of `base`).
+
+    Raises:
+        optuna.TrialPruned: an impossible combination (the reason kept as the trial's user attr "skipped").
+    """
+    import optuna
+
+    recipe = recipe_from_values(_suggest(trial, space), base)
+    try:
+        return Recipe.from_json(recipe).to_json()
+    except RecipeError as e:
+        trial.set_user_attr("skipped", str(e))
+        raise optuna.TrialPruned(str(e)) from None
+
+
+@contextmanager
+def _setup_lock(store: ResultsStore):
+    """One process at a time in the block (PostgreSQL: an advisory lock; SQLite: nothing, a racer retries)."""
+    if store.path is not None:
+        yield
+        return
+    with store.engine.connect() as c:
+        c.execute(sqlalchemy.select(sqlalchemy.func.pg_advisory_lock(APPLICATION_ID + 1)))
+        c.commit()
+        try:
+            yield
+        finally:
+            c.execute(sqlalchemy.select(sqlalchemy.func.pg_advisory_unlock(APPLICATION_ID + 1)))
+            c.commit()
+
+
+def open_study(store: ResultsStore, study_name: str, *, target: str | None = None, sampler=None,
+               heartbeat_s: int | None = None, grace_s: int | None = None, retries: int = 3):
+    """Create or load the optuna study `study_name` in the results store's database.
+
+    Args:
+        store: the ResultsStore (SQLite file or PostgreSQL); optuna keeps its tables beside ours.
+        study_name: the study's name; directions: step accuracy up, decode latency and memory down.
+        target: a deployment shape (objectives at that shape).
+        sampler: an optuna sampler (default NSGA-II, seed 0).
+        heartbeat_s: record a heartbeat of each running trial every N s (optuna's RDBStorage); a trial
+            silent for `grace_s` s (default 2 N) is failed by the next worker and retried `retries` times.
+    Returns:
+        The optuna Study.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    kwargs = {"engine_kwargs": {"connect_args": {"timeout": store.timeout}} if store.path is not None else
+              {"pool_pre_ping": True}}
+    at_target = target not in (None, "tiny")
+    directions = ["maximize" if s > 0 else "minimize" for _, s, _ in objectives_for("step", at_target)]
+    for attempt in range(10):
+        try:  # PostgreSQL: one process creates optuna's tables at a time; SQLite: a racing creator is retried
+            with _setup_lock(store), warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                if heartbeat_s:
+                    retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+                    name = "heartbeat_stale_trial_callback" if retry else "failed_trial_callback"
+                    kwargs.update(heartbeat_interval=int(heartbeat_s), grace_period=int(grace_s or 2 * heartbeat_s),
+                                  **{name: (retry or optuna.storages.RetryFailedTrialCallback)(max_retry=retries)})
+                storage = optuna.storages.RDBStorage(store.storage_url, **kwargs)
+                sampler = sampler or optuna.samplers.NSGAIISampler(seed=0)
+                return optuna.create_study(study_name=study_name, storage=storage, load_if_exists=True,
+                                           directions=directions, sampler=sampler)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
+            if attempt == 9:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+
+
+def objective_values(point, target: str | None = None) -> tuple:
+    """The study's objective values of a Point (at the target, where one is given)."""
+    return tuple(get(point) for _, _, get in objectives_for("step", target not in (None, "tiny")))
+
+
 def run_optuna(meter, store: ResultsStore, *, n_trials: int = 20, study_name: str = "workbench",
                space: dict | None = None, base: dict | None = None, seed: int = 0, progress: bool = True,
                target: str | None = None):
     """A multi-objective optuna study (step accuracy up, decode latency down, memory down), resumable.
 
-    The study is stored in the results store's own file; calling again with the same `study_name`
+    The study is stored in the results store's own database; calling again with the same `study_name`
     continues it until it holds `n_trials` finished trials. Impossible combinations are pruned. With
     a `target`, latency and memory are those at the deployment shape (objectives and front alike).
+    Trials that `workbench worker`s ran count too (they keep the same user attrs).
 
     Returns:
         (SweepResult over this study's trials, the optuna Study).
     """
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = space or DEFAULT_SPACE
-    objectives = objectives_for("step", target not in (None, "tiny"))
-    study = optuna.create_study(study_name=study_name, storage=store.storage_url, load_if_exists=True,
-                                directions=[("maximize" if s > 0 else "minimize") for _, s, _ in objectives],
-                                sampler=optuna.samplers.NSGAIISampler(seed=seed))
+    study = open_study(store, study_name, target=target, sampler=optuna.samplers.NSGAIISampler(seed=seed))
     done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
     measured = 0
 
     def objective(trial):
         nonlocal measured
-        recipe = recipe_from_values(_suggest(trial, space), base)
-        try:
-            recipe = Recipe.from_json(recipe).to_json()
-        except RecipeError as e:
-            trial.set_user_attr("skipped", str(e))
-            raise optuna.TrialPruned(str(e)) from None
+        recipe = trial_recipe(trial, space, base)
         point, hit = cached_point(meter, recipe, store, origin=f"optuna:{study_name}")
         measured += not hit
         trial.set_user_attr("recipe", recipe)
@@ -217,7 +291,7 @@ def run_optuna(meter, store: ResultsStore, *, n_trials: int = 20, study_name: st
             except ValueError as e:
                 trial.set_user_attr("skipped", str(e))
                 raise optuna.TrialPruned(str(e)) from None
-        return tuple(get(point) for _, _, get in objectives)
+        return objective_values(point, target)
 
     remaining = max(0, n_trials - len(done))
     if remaining:
@@ -231,5 +305,5 @@ def run_optuna(meter, store: ResultsStore, *, n_trials: int = 20, study_name: st
     return _result(points, measured, skipped, target), study
 
 
-__all__ = ["DEFAULT_SPACE", "SweepResult", "grid_recipes", "parse_grid", "recipe_from_values", "run_grid",
-           "run_optuna"]
+__all__ = ["DEFAULT_SPACE", "SweepResult", "grid_recipes", "objective_values", "open_study", "parse_grid",
+           "recipe_from_values", "run_grid", "run_optuna", "trial_recipe"]
