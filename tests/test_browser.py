@@ -225,6 +225,9 @@ def test_slider_step_adds_a_measured_point(lab, page, tmp_path):
                         f"the readout ({READOUT}) to show the notebook's last point 'magnitude 0.2 unstructured'",
                         log_path)
     before = _wait(page, COUNT_MARKERS, PANEL, lambda n: n > 0, 60, "markers on the trade-off plot", log_path)
+    # as a user would, scroll back up to the dashboard: JupyterLab renders only the cells near the view, so after
+    # "run all" the controls of a cell far above the last one have no rendered text
+    page.locator(READOUT).evaluate("e => e.closest('.jp-OutputArea-output').scrollIntoView({block: 'start'})")
     handle = page.locator(RATIO_HANDLE)
     assert handle.count() == 1, f"expected one pruning-ratio slider handle ({RATIO_HANDLE}), found {handle.count()}"
     value = page.locator(RATIO_VALUE)
