@@ -259,6 +259,20 @@ def objective_values(point, target: str | None = None) -> tuple:
     return tuple(get(point) for _, _, get in objectives_for("step", target not in (None, "tiny")))
 
 
+def trial_values(trial, point, target, store):
+    """A trial's objective values of a measured point, at `target` when one is set; a target the recipe
+    cannot reach (no ONNX Runtime kernel) prunes the trial with the reason kept on it."""
+    import optuna
+
+    if target not in (None, "tiny"):
+        try:
+            point = with_target(point, target, store)
+        except ValueError as e:
+            trial.set_user_attr("skipped", str(e))
+            raise optuna.TrialPruned(str(e)) from None
+    return objective_values(point, target)
+
+
 def run_optuna(meter, store: ResultsStore, *, n_trials: int = 20, study_name: str = "workbench",
                space: dict | None = None, base: dict | None = None, seed: int = 0, progress: bool = True,
                target: str | None = None):
@@ -285,13 +299,7 @@ def run_optuna(meter, store: ResultsStore, *, n_trials: int = 20, study_name: st
         point, hit = cached_point(meter, recipe, store, origin=f"optuna:{study_name}")
         measured += not hit
         trial.set_user_attr("recipe", recipe)
-        if target not in (None, "tiny"):
-            try:
-                point = with_target(point, target, store)
-            except ValueError as e:
-                trial.set_user_attr("skipped", str(e))
-                raise optuna.TrialPruned(str(e)) from None
-        return objective_values(point, target)
+        return trial_values(trial, point, target, store)
 
     remaining = max(0, n_trials - len(done))
     if remaining:
@@ -306,4 +314,4 @@ def run_optuna(meter, store: ResultsStore, *, n_trials: int = 20, study_name: st
 
 
 __all__ = ["DEFAULT_SPACE", "SweepResult", "grid_recipes", "objective_values", "open_study", "parse_grid",
-           "recipe_from_values", "run_grid", "run_optuna", "trial_recipe"]
+           "recipe_from_values", "run_grid", "run_optuna", "trial_recipe", "trial_values"]

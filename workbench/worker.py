@@ -37,9 +37,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from .measure.target import with_target
 from .store import ResultsStore, cached_point, meter_key
-from .sweep import DEFAULT_SPACE, objective_values, open_study, trial_recipe
+from .sweep import DEFAULT_SPACE, open_study, trial_recipe, trial_values
 
 HEARTBEAT_S = 10  # a worker renews its claim and its optuna trial this often
 CLAIM_TIMEOUT_S = 60  # a claim (and a trial: optuna's grace period) silent this long has expired
@@ -241,13 +240,7 @@ def run_worker(meter_factory, storage, study: str, *, n_trials: int, space: dict
         if log is not None:
             log(f"{worker} trial {trial.number}: {'from the store' if hit else 'measured'} {recipe}"
                 + (f" (waited {waited:.0f} s for another worker)" if waited else ""))
-        if target not in (None, "tiny"):
-            try:
-                point = with_target(point, target, store)
-            except ValueError as e:
-                trial.set_user_attr("skipped", str(e))
-                raise optuna.TrialPruned(str(e)) from None
-        return objective_values(point, target)
+        return trial_values(trial, point, target, store)
 
     while True:
         with warnings.catch_warnings():

@@ -24,6 +24,7 @@ from torch import nn
 
 from ..measure.provenance import model_fingerprint
 from ..model.generate import greedy_vl
+from ..model.vision import with_tokens
 from ..ort.contract import DecoderShape
 from ..ort.graph import ACCURACY_LEVEL
 from ..ort.vision import EMBEDDING_FILE, TEXT_FILE, VISION_FILE, OrtVisionLanguage
@@ -76,11 +77,7 @@ class VisionParity:
 
 def _margin(reference: nn.Module, x: dict, tokens: list[int]) -> float:
     """The reference's top-2 logit margin after the prompt and `tokens` (teacher-forced)."""
-    extra = torch.tensor([tokens], dtype=torch.long)
-    y = dict(x, input_ids=torch.cat([x["input_ids"], extra], 1),
-             mm_token_type_ids=torch.cat([x["mm_token_type_ids"], torch.zeros_like(extra, dtype=torch.int32)], 1))
-    y["attention_mask"] = torch.ones_like(y["input_ids"])
-    top = reference(**y).logits[0, -1].float().topk(2).values
+    top = reference(**with_tokens(x, tokens)).logits[0, -1].float().topk(2).values
     return float(top[0] - top[1])
 
 

@@ -69,14 +69,22 @@ def run_task(model, tokenizer, steps, *, progress: bool = True, cache_factory=No
         if gen.kv_bytes > peak_kv:
             peak_kv = gen.kv_bytes
             per_token = gen.kv_bytes / (gen.prompt_tokens + len(gen.tokens))
-        s = score_step(output, step.target, step.target_box)
-        preds.append(Prediction(step.episode_id, step.step, output, step.target, s.parsed,
-                                s.type_ok, s.step_ok, s.exact))
+        preds.append(prediction(step, output))
         if on_step is not None:
             on_step()
+    return accuracy_record(preds), preds, peak_kv, per_token
+
+
+def prediction(step, output: str) -> Prediction:
+    """One step's output scored by the AndroidControl step rules."""
+    s = score_step(output, step.target, step.target_box)
+    return Prediction(step.episode_id, step.step, output, step.target, s.parsed, s.type_ok, s.step_ok, s.exact)
+
+
+def accuracy_record(preds) -> AccuracyRecord:
+    """The task metrics of scored predictions."""
     scores = aggregate(preds)
-    rec = AccuracyRecord(scores.n, scores.step, scores.type, scores.exact, scores.parse_failure)
-    return rec, preds, peak_kv, per_token
+    return AccuracyRecord(scores.n, scores.step, scores.type, scores.exact, scores.parse_failure)
 
 
 def run_task_ort(decoder, tokenizer, steps, *, progress: bool = True, max_new_tokens: int = MAX_NEW_TOKENS,

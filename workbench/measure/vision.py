@@ -17,12 +17,12 @@ import torch
 from tqdm.auto import tqdm
 
 from ..model.generate import MAX_NEW_TOKENS, decode_one_vl, encode_images, greedy_vl, model_device, prefill_vl
-from ..model.vision import answer_ids, screen_inputs, vision_tower
-from ..task import aggregate, score_step
+from ..model.vision import answer_ids, screen_inputs, vision_tower, with_tokens
+from .accuracy import accuracy_record, prediction
 from ..task.open_autoglm import earlier_apps
 from .fidelity import kl_and_ppl
 from .memory import weight_bytes
-from .records import AccuracyRecord, LatencyRecord, Measured, Prediction, Spread
+from .records import LatencyRecord, Measured, Spread
 
 PROMPT_MODE = "open-autoglm"
 
@@ -67,14 +67,10 @@ def run_screen_task(model, task: ScreenTask, *, progress: bool = False, on_step=
     for i, step in enumerate(tqdm(task.steps, desc="evaluate", disable=not progress, mininterval=1)):
         gen = greedy_vl(model, task.on(device, i), eos, max_new_tokens)
         gens.append(gen)
-        output = task.processor.tokenizer.decode(gen.tokens, skip_special_tokens=False)
-        s = score_step(output, step.target, step.target_box)
-        preds.append(Prediction(step.episode_id, step.step, output, step.target, s.parsed, s.type_ok, s.step_ok,
-                                s.exact))
+        preds.append(prediction(step, task.processor.tokenizer.decode(gen.tokens, skip_special_tokens=False)))
         if on_step is not None:
             on_step()
-    scores = aggregate(preds)
-    return AccuracyRecord(scores.n, scores.step, scores.type, scores.exact, scores.parse_failure), preds, gens
+    return accuracy_record(preds), preds, gens
 
 
 @torch.no_grad()
@@ -84,11 +80,7 @@ def screen_logprobs(model, task: ScreenTask, *, on_step=None) -> list[torch.Tens
     for i, target in enumerate(task.targets):
         x = task.on(device, i)
         n = x["input_ids"].shape[1]
-        extra = torch.tensor([target[:-1]], device=device)
-        x["input_ids"] = torch.cat([x["input_ids"], extra], 1)
-        x["attention_mask"] = torch.ones_like(x["input_ids"])
-        x["mm_token_type_ids"] = torch.cat([x["mm_token_type_ids"], torch.zeros_like(extra, dtype=torch.int32)], 1)
-        logits = model(**x).logits[0, n - 1:].float().cpu()
+        logits = model(**with_tokens(x, target[:-1])).logits[0, n - 1:].float().cpu()
         out.append(torch.log_softmax(logits, -1))
         if on_step is not None:
             on_step()
@@ -155,15 +147,10 @@ def run_screen_task_ort(vlm, task: ScreenTask, *, progress: bool = False, on_ste
 
         gen = vlm.greedy(task.inputs[i], eos, max_new_tokens, on_prefill=score)
         gens.append(gen)
-        output = task.processor.tokenizer.decode(gen.tokens, skip_special_tokens=False)
-        s = score_step(output, step.target, step.target_box)
-        preds.append(Prediction(step.episode_id, step.step, output, step.target, s.parsed, s.type_ok, s.step_ok,
-                                s.exact))
+        preds.append(prediction(step, task.processor.tokenizer.decode(gen.tokens, skip_special_tokens=False)))
         if on_step is not None:
             on_step()
-    scores = aggregate(preds)
-    rec = AccuracyRecord(scores.n, scores.step, scores.type, scores.exact, scores.parse_failure)
-    return rec, preds, gens, logprobs
+    return accuracy_record(preds), preds, gens, logprobs
 
 
 def measure_screen_latency_ort(vlm, task: ScreenTask, *, decode_tokens: int = 16, warmup: int = 2,

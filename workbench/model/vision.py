@@ -123,12 +123,18 @@ def screen_inputs(processor: ScreenProcessor, step, *, apps=None, system: str | 
         raise ProcessorError(f"step {step.episode_id}/{step.step} has no screenshot; a vision-language model reads "
                              f"screenshots (episodes with a 'screenshot' field, see data/README.md)")
     x = processor(messages(step, system=system, lang=lang, apps=apps), [open_image(step.screenshot)])
-    if with_target:
-        extra = torch.tensor([answer_ids(processor, step)[:-1]])
-        x["input_ids"] = torch.cat([x["input_ids"], extra], 1)
-        x["attention_mask"] = torch.ones_like(x["input_ids"])
-        x["mm_token_type_ids"] = torch.cat([x["mm_token_type_ids"], torch.zeros_like(extra, dtype=torch.int32)], 1)
-    return x
+    return with_tokens(x, answer_ids(processor, step)[:-1]) if with_target else x
+
+
+def with_tokens(inputs: dict, tokens) -> dict:
+    """A copy of a step's inputs with text `tokens` appended (teacher forcing: ids, mask and token types grown)."""
+    ids = inputs["input_ids"]
+    extra = torch.tensor([list(tokens)], dtype=ids.dtype, device=ids.device)
+    mm = inputs["mm_token_type_ids"]
+    out = dict(inputs, input_ids=torch.cat([ids, extra], 1),
+               mm_token_type_ids=torch.cat([mm, torch.zeros_like(extra, dtype=mm.dtype)], 1))
+    out["attention_mask"] = torch.ones_like(out["input_ids"])
+    return out
 
 
 def open_image(path: str | os.PathLike):
