@@ -206,6 +206,31 @@ def test_export_button_hands_the_current_recipe_to_the_exporter(tmp_path, fake_m
     assert "parity gate passed" in dash.export_status.value and not dash.export_button.disabled
 
 
+def test_export_button_writes_gguf_for_a_point_measured_on_llama_cpp(tmp_path, fake_meter, monkeypatch):
+    """What the point measured is what the button writes: a llama.cpp point exports the GGUF file."""
+    import dataclasses
+    import types
+
+    import workbench.export.gguf as gguf
+    from workbench.widgets import dashboard
+
+    calls = []
+
+    def fake_gguf(out, recipe, **kw):
+        calls.append(out)
+        lat = types.SimpleNamespace(decode_ms_per_token=types.SimpleNamespace(median=0.9))
+        return types.SimpleNamespace(path=out, latency_llamacpp=lat)
+
+    monkeypatch.setattr(gguf, "export_gguf", fake_gguf)
+    measure = fake_meter.__call__
+    monkeypatch.setattr(type(fake_meter), "__call__", lambda self, recipe, **kw: dataclasses.replace(
+        measure(recipe, **kw), engine="llama.cpp (F32 + Q4_0)"))
+    dash = dashboard(fake_meter, threaded=False, export_dir=tmp_path)
+    dash.apply({"quant": {"method": "rtn", "bits": 4}})
+    dash.export_button.click()
+    assert calls and "llama.cpp 0.90 ms/token" in dash.export_status.value
+
+
 def test_dashboard_draws_points_at_a_target_with_their_interval(tmp_path, fake_meter, monkeypatch):
     """At a target the x axis is the latency measured there (a tiny stand-in shape here, to stay fast)."""
     import workbench.measure.target as target

@@ -1,5 +1,6 @@
 """Command line: `workbench evaluate` prints the measured report of a model on an episode file;
-`workbench export` writes a verified ONNX folder for a recipe; `workbench verify` re-checks one;
+`workbench export` writes a verified ONNX folder (or GGUF file, `--format gguf`) for a recipe; `workbench verify`
+re-checks one;
 `workbench sweep` measures a grid or an optuna study into the results store and prints the Pareto points;
 `workbench worker` joins an optuna study in a shared store (on any number of machines) and measures its trials.
 
@@ -14,6 +15,7 @@ import functools
 import json
 import sys
 
+from .llamacpp.decoder import LlamaCppMissing
 from .model import ModelLoadError
 from .store import StoreError
 from .task import EpisodeError
@@ -78,6 +80,8 @@ def _latency_line(name: str, rec) -> str:
 def _export(args) -> int:
     from .export import ExportGateError, export_onnx
 
+    if args.format != "onnx":
+        return _export_gguf(args)
     try:
         result = export_onnx(args.out, args.recipe, source=args.model, graph=args.graph, overwrite=args.overwrite,
                              episodes=args.episodes, accuracy_steps=args.limit, quantize_lm_head=args.quantize_lm_head,
@@ -103,6 +107,46 @@ def _export(args) -> int:
     return 0
 
 
+def _export_gguf(args) -> int:
+    """`--format gguf` (DIR is the GGUF folder) or `--format onnx,gguf` (DIR/onnx and DIR/gguf)."""
+    from pathlib import Path
+
+    from .export import ExportGateError
+    from .export.gguf import export_gguf
+
+    if args.format == "onnx,gguf":
+        out = Path(args.out)
+        if not out.is_dir():
+            out.mkdir(parents=True)
+        onnx_args = argparse.Namespace(**{**vars(args), "format": "onnx", "out": str(out / "onnx")})
+        code = _export(onnx_args)
+        if code:
+            return code
+        args = argparse.Namespace(**{**vars(args), "out": str(out / "gguf")})
+    try:
+        result = export_gguf(args.out, args.recipe, source=args.model, overwrite=args.overwrite, episodes=args.episodes,
+                             accuracy_steps=args.limit, quantize_lm_head=args.quantize_lm_head,
+                             float_type=args.float_type, progress=not args.json)
+    except ExportGateError as e:
+        if args.json:
+            print(json.dumps(e.report.to_json(), indent=2))
+        else:
+            _print_gate(e.report)
+        print(f"workbench: error: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result.manifest, indent=2))
+        return 0
+    g = result.written
+    kinds = ", ".join(f"{n} {k}" for k, n in g["types"].items())
+    print(f"exported   {result.path / 'model.gguf'} ({result.precision.kind}: {kinds}; "
+          + ("the recipe's weights exactly)" if g["exact"] else f"max |dw| {g['max_abs_weight_difference']:.3g})"))
+    _print_gate(result.parity, [_latency_line("llama.cpp", result.latency_llamacpp),
+                                _latency_line("pytorch", result.latency_pytorch),
+                                f"  decode speed-up of llama.cpp over PyTorch eager: {result.decode_speedup:.2f}x"])
+    return 0
+
+
 def _verify(args) -> int:
     from .export import verify
 
@@ -121,7 +165,7 @@ def _verify(args) -> int:
                                                   "engine": result.latency_onnxruntime.engine}}, indent=2))
     else:
         print(f"verified   {result.path}")
-        _print_gate(result.parity, [_latency_line("onnxruntime", result.latency_onnxruntime)])
+        _print_gate(result.parity, [_latency_line(result.parity.engine, result.latency_onnxruntime)])
     if not result.passed:
         print(f"workbench: error: parity gate failed on {result.path}: " + "; ".join(result.parity.failures),
               file=sys.stderr)
@@ -213,9 +257,10 @@ def _grid_size(grid: dict) -> int:
 
 
 def _engine_args(parser, default: str, store: bool = True) -> None:
-    parser.add_argument("--engine", choices=("ort", "pytorch"), default=default,
+    parser.add_argument("--engine", choices=("ort", "pytorch", "llama.cpp"), default=default,
                         help="ort: the fused ONNX graph the export writes, on ONNX Runtime; pytorch: eager "
-                             f"(the parity reference; also what runs 3/2-bit weights and KV policies) (default {default})")
+                             "(the parity reference; also what runs 3/2-bit weights and KV policies); llama.cpp: "
+                             f"the GGUF file `export --format gguf` writes (needs llama-cpp-python) (default {default})")
     parser.add_argument("--target", default=None, choices=("tiny", "glm-edge-1.5b", "autoglm-phone-9b"),
                         help="also measure latency and memory at this deployment shape (ONNX Runtime, random "
                              "weights of the recipe's precision and pruned shape; cached in the results store)")
@@ -256,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="context tokens the target's memory is computed for (default 25480, Open-AutoGLM's)")
     ev.add_argument("--json", action="store_true", help="print the report as one JSON object")
     ev.set_defaults(run=_evaluate)
-    ex = sub.add_parser("export", help="export a recipe to a verified ONNX folder (decoder with KV cache)")
+    ex = sub.add_parser("export", help="export a recipe to a verified ONNX folder (decoder with KV cache) or GGUF file")
     ex.add_argument("--recipe", default=None, help="recipe JSON file (prune / quant sections; none: float32 baseline)")
     ex.add_argument("--out", required=True, help="folder to write (must not exist or be empty)")
     ex.add_argument("--model", default=None,
@@ -266,6 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--episodes", default=None, help="JSONL eval episodes for the gate (default: data/episodes/eval.jsonl)")
     ex.add_argument("--limit", type=int, default=32, help="eval steps whose greedy actions the gate scores (default 32)")
     ex.add_argument("--quantize-lm-head", action="store_true", help="quantize the output projection too")
+    ex.add_argument("--format", choices=("onnx", "gguf", "onnx,gguf"), default="onnx",
+                    help="onnx: ONNX Runtime folder; gguf: llama.cpp file (its gate runs llama-cpp-python); "
+                         "onnx,gguf: both, as DIR/onnx and DIR/gguf (default onnx)")
+    ex.add_argument("--float-type", choices=("f32", "f16"), default="f32",
+                    help="GGUF: float weights as F32 (exact) or F16 (half the bytes, rounded) (default f32)")
     ex.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
     ex.add_argument("--json", action="store_true", help="print the manifest as JSON")
     ex.set_defaults(run=_export)
@@ -337,7 +387,7 @@ def main(argv=None) -> int:
         return 2
     try:
         return args.run(args)
-    except (ModelLoadError, EpisodeError, StoreError, ValueError) as e:
+    except (ModelLoadError, EpisodeError, StoreError, ValueError, LlamaCppMissing) as e:
         print(f"workbench: error: {e}", file=sys.stderr)
         return 2
 

@@ -81,6 +81,7 @@ class ParityReport:
     decode_steps: int
     failures: tuple[str, ...] = ()
     predictions: list[Prediction] = field(default_factory=list, compare=False, repr=False)
+    engine: str = "onnxruntime"  # what ran the exported file ("onnxruntime" or "llama.cpp")
 
     @property
     def passed(self) -> bool:
@@ -104,7 +105,7 @@ class ParityReport:
             f"  decode   {self.decode.positions} positions: max |dlogit| {self.decode.max_abs:.3g}, "
             f"mean KL {self.decode.mean_kl:.3g}, top-1 {self.decode.top1_agreement:.3f}",
             f"  greedy actions identical on {self.greedy_identical:.3f} of {acc_o.n} steps; step accuracy "
-            f"onnxruntime {acc_o.step:.3f}, pytorch {acc_p.step:.3f}",
+            f"{self.engine} {acc_o.step:.3f}, pytorch {acc_p.step:.3f}",
         ]
         lines += [f"  FAIL: {f}" for f in self.failures]
         return "\n".join(lines)
@@ -185,12 +186,12 @@ def reference_task(reference, tokenizer, steps, *, progress: bool = True):
 
 def parity_gate(reference, decoder: OrtDecoder, tokenizer, steps, precision: str, *, prompts: int = 4,
                 decode_steps: int = 8, tolerance: Tolerance | None = None,
-                progress: bool = True) -> ParityReport:
+                progress: bool = True, engine: str = "onnxruntime") -> ParityReport:
     """Run the gate (see module doc).
 
     Args:
         reference: PyTorch model with the same quantization as the export (float model for float32).
-        decoder: the OrtDecoder of the exported folder.
+        decoder: the OrtDecoder of the exported folder (or a LlamaCppDecoder of a GGUF file: same interface).
         tokenizer: the model's tokenizer.
         steps: task Steps; the first `prompts` are used for the logit comparison, all for accuracy.
         precision: the Precision kind ("float32", "int8", "int8-dynamic", "int4").
@@ -198,6 +199,7 @@ def parity_gate(reference, decoder: OrtDecoder, tokenizer, steps, precision: str
         decode_steps: decode steps per prompt for the logit comparison.
         tolerance: bounds (default TOLERANCES[precision]).
         progress: show progress bars.
+        engine: what runs `decoder`, named in the report.
     Returns:
         ParityReport (check `.passed`).
     """
@@ -221,10 +223,10 @@ def parity_gate(reference, decoder: OrtDecoder, tokenizer, steps, precision: str
         failures.append(f"greedy actions differ on {round((1 - same) * len(steps))} of {len(steps)} steps "
                         f"(at most {1 - max(tol.greedy_min, float(tol.greedy_identical)):.0%} may)")
     if tol.accuracy_drop is not None and acc_ort.step < acc_ref.step - tol.accuracy_drop - 1e-9:
-        failures.append(f"step accuracy on onnxruntime {acc_ort.step:.3f} is more than {tol.accuracy_drop:g} "
+        failures.append(f"step accuracy on {engine} {acc_ort.step:.3f} is more than {tol.accuracy_drop:g} "
                         f"below pytorch's {acc_ref.step:.3f}")
     return ParityReport(precision, tol, prefill, decode, same, acc_ort, acc_ref, len(ids), decode_steps,
-                        tuple(failures), preds)
+                        tuple(failures), preds, engine)
 
 
 def report_from_json(data: dict) -> ParityReport:
@@ -238,7 +240,8 @@ def report_from_json(data: dict) -> ParityReport:
     return ParityReport(
         data["precision"], Tolerance(**data["tolerance"]), PhaseParity(**data["prefill"]),
         PhaseParity(**data["decode"]), data["greedy_identical"], AccuracyRecord(**data["accuracy_onnxruntime"]),
-        AccuracyRecord(**data["accuracy_pytorch"]), data["prompts"], data["decode_steps"], tuple(data["failures"]))
+        AccuracyRecord(**data["accuracy_pytorch"]), data["prompts"], data["decode_steps"], tuple(data["failures"]),
+        engine=data.get("engine", "onnxruntime"))
 
 
 __all__ = ["TOLERANCES", "ParityReport", "PhaseParity", "Tolerance", "compare_logits", "parity_gate",

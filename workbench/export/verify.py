@@ -81,6 +81,12 @@ def verify(path, *, model=None, tokenizer=None, source=None, episodes=None, late
             or the model is not the one exported.
     """
     folder = Path(path).expanduser()
+    from .gguf import read_gguf_manifest, verify_gguf
+
+    gguf_manifest = read_gguf_manifest(folder)
+    if gguf_manifest is not None:  # a GGUF folder: its gate runs on llama.cpp (workbench.export.gguf)
+        return verify_gguf(folder, gguf_manifest, model=model, tokenizer=tokenizer, source=source, episodes=episodes,
+                           latency_repeats=latency_repeats, progress=progress)
     vision = _vision_manifest(folder)
     if vision is not None:  # a vision-language folder: its own gate (workbench.export.vision)
         from .vision import verify_vision

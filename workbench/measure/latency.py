@@ -52,10 +52,10 @@ def measure_latency(model, input_ids: torch.Tensor, *, decode_tokens: int = 16, 
 
 def measure_ort_latency(decoder, input_ids, *, decode_tokens: int = 16, warmup: int = 2,
                         repeats: int = 5, engine: str = "onnxruntime-cpu") -> LatencyRecord:
-    """Batch-1 prefill and decode-one-token times on ONNX Runtime (as `measure_latency` for PyTorch).
+    """Batch-1 prefill and decode-one-token times on ONNX Runtime or llama.cpp (as `measure_latency` for PyTorch).
 
     Args:
-        decoder: a workbench.ort.OrtDecoder.
+        decoder: a workbench.ort.OrtDecoder or a workbench.llamacpp.LlamaCppDecoder (prefill, decode_one, threads).
         input_ids: (1, T) prompt of typical length.
         decode_tokens: decode steps timed per repeat (greedy, EOS ignored).
         warmup: untimed repeats first.
@@ -80,5 +80,5 @@ def measure_ort_latency(decoder, input_ids, *, decode_tokens: int = 16, warmup: 
         if r >= warmup:
             pre.append(t_pre * 1e3)
             dec.append(statistics.median(steps) * 1e3)
-    threads = decoder.session.get_session_options().intra_op_num_threads
+    threads = decoder.threads
     return LatencyRecord(Spread.of(pre), Spread.of(dec), int(ids.shape[1]), engine, threads)

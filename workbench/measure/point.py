@@ -9,7 +9,9 @@ graph with the recipe's own codes in MatMulNBits (`workbench.ort`), on ONNX Runt
 KL and latency of the artifact a user ships. `pytorch` measures PyTorch eager (the parity
 reference) and is what runs where ONNX Runtime cannot: 3- and 2-bit or bfloat16 weights, a KV-cache
 section (its policies and the prefix cache are PyTorch's), other architectures; the point's `engine`
-then says why (`ort_refusal`).
+then says why (`ort_refusal`). `llama.cpp` (where llama-cpp-python is installed) measures the GGUF
+file `workbench export --format gguf` writes, the recipe's codes in GGUF blocks, on llama.cpp, fed the
+same token ids (`workbench.llamacpp`); what it cannot run goes to PyTorch the same way (`llamacpp_refusal`).
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from .latency import measure_latency, measure_ort_latency
 from .memory import weight_bytes
 from .records import AccuracyRecord, Measured, Spread, wilson_interval
 
-ENGINES = ("ort", "pytorch")
+ENGINES = ("ort", "pytorch", "llama.cpp")
 
 SERVICE_STEPS = 8  # steps whose batches are timed to fit the service-time model of a batching section
 SIMULATED_REQUESTS = 1000  # requests in the replayed Poisson stream of a batching section
@@ -148,6 +150,10 @@ class PointMeter:
 
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        if engine == "llama.cpp":
+            from ..llamacpp import llama_cpp
+
+            llama_cpp()  # LlamaCppMissing, naming how to install it, before anything is measured
         self.model, self.tokenizer, self.steps, self.calib = model.eval(), tokenizer, list(steps), calib
         self.latency_repeats, self.progress, self.engine = latency_repeats, progress, engine
         self.source = None  # the model folder, where known (PointMeter.load): what an export reloads
@@ -155,6 +161,10 @@ class PointMeter:
         self.data_hash = _data_hash(steps_hash(self.steps), calib)
         self.settings = {"latency_repeats": latency_repeats, "service_steps": SERVICE_STEPS,
                          "simulated_requests": SIMULATED_REQUESTS, "engine": engine}
+        if engine == "llama.cpp":
+            from ..llamacpp import version
+
+            self.settings["llama_cpp_python"] = version()  # a stored point is keyed by the llama.cpp it ran on
         self.screens = None  # a vision-language model's steps as inputs (ScreenTask)
         if is_vision_model(model):
             from .vision import PROMPT_MODE, ScreenTask
@@ -183,7 +193,7 @@ class PointMeter:
                 (default `workbench.calib.CALIB_STEPS`, what evaluate and export use).
             latency_repeats: timed repeats per latency figure.
             progress: show tqdm bars.
-            engine: "ort" (ONNX Runtime, the exported graph) or "pytorch".
+            engine: "ort" (ONNX Runtime, the exported graph), "pytorch", or "llama.cpp" (the GGUF file).
             dtype, device: how the model loads ("float32", "bfloat16", "float16"; "cpu", "cuda").
             vision: a Glm4v: with its vision tower on screenshots (True) or its language model alone.
         Raises:
@@ -238,15 +248,18 @@ class PointMeter:
             on_progress(0, total)
         model, reports = (self.model, {}) if not recipe.changes_weights else \
             apply_recipe(self.model, weights, calib=self.calib)
-        refusal = ort_refusal(recipe, model) if self.engine == "ort" else None
+        refusals = {"ort": ort_refusal, "llama.cpp": llamacpp_refusal}
+        refusal = refusals[self.engine](recipe, model) if self.engine in refusals else None
         if self.engine == "ort" and refusal is None:
             m = self._on_ort(model, tick, fidelity)
+        elif self.engine == "llama.cpp" and refusal is None:
+            m = self._on_llamacpp(model, tick, fidelity)
         else:
             m = self._on_pytorch(model, recipe, tick, fidelity)
             kernels = getattr(reports.get("quant"), "kernels", ())
             m.engine += (f" ({', '.join(kernels)})" if kernels else "") + \
                 (f", cache {recipe.cache.label}" if recipe.cache is not None else "") + \
-                (f"; not onnxruntime: {refusal}" if refusal else "")
+                (f"; not {'onnxruntime' if self.engine == 'ort' else self.engine}: {refusal}" if refusal else "")
         tick()
         serving = None
         if recipe.batching is not None:
@@ -282,6 +295,30 @@ class PointMeter:
         lat = measure_ort_latency(decoder, self._typical.numpy(), repeats=self.latency_repeats, engine=engine)
         per_token = peak.kv_bytes / (peak.prompt_tokens + len(peak.tokens))
         return Measured(acc, preds, peak.kv_bytes, per_token, kl, ppl, lat, decoder.weight_bytes, engine)
+
+    def _on_llamacpp(self, model, tick, fidelity: bool = True) -> Measured:
+        """Accuracy, KL, latency and stored bytes of the GGUF file of `model` on llama.cpp."""
+        import tempfile
+        from pathlib import Path
+
+        from ..llamacpp import LlamaCppDecoder, write_gguf
+
+        with tempfile.TemporaryDirectory(prefix="workbench-gguf-") as tmp:
+            written = write_gguf(model, self.tokenizer, Path(tmp) / "model.gguf")
+            decoder = LlamaCppDecoder(written.path)
+            types = " + ".join(k for k, _ in sorted(written.types.items(), key=lambda kv: -kv[1]))
+            engine = f"llama.cpp ({types})"
+            try:
+                acc, preds, gens, got = task_and_logprobs_ort(decoder, self.tokenizer, self.steps,
+                                                              progress=self.progress, on_step=lambda: (tick(), tick()))
+                lat = measure_ort_latency(decoder, self._typical.numpy(), repeats=self.latency_repeats, engine=engine)
+            finally:
+                decoder.close()
+        peak = max(gens, key=lambda g: g.kv_bytes)
+        kl, ppl = kl_and_ppl(self.reference, got, self._targets) if fidelity else (None, None)
+        per_token = peak.kv_bytes / (peak.prompt_tokens + len(peak.tokens))
+        stored = sum(t.nbytes for t in written.tensors.values())
+        return Measured(acc, preds, peak.kv_bytes, per_token, kl, ppl, lat, stored, engine)
 
     def _on_pytorch(self, model, recipe, tick, fidelity: bool = True) -> Measured:
         """Accuracy, KL and latency of `model` in PyTorch eager (under the recipe's cache policy, if any)."""
@@ -356,6 +393,23 @@ def ort_refusal(recipe, model) -> str | None:
         return None if is_vision_model(model) else "a Glm4v loaded text-only runs in PyTorch"
     if type(model).__name__ not in ("GlmForCausalLM", "Glm4ForCausalLM"):
         return f"the fused graph is written for GlmForCausalLM / Glm4ForCausalLM, not {type(model).__name__}"
+    return None
+
+
+def llamacpp_refusal(recipe, model) -> str | None:
+    """Why llama.cpp cannot run this recipe's model as the GGUF writer writes it (None: it can)."""
+    q = recipe.quant
+    if q is not None and q.bits == 16:
+        return "bfloat16 layers are not written to GGUF by the workbench"
+    if recipe.cache is not None:
+        return f"KV cache {recipe.cache.label} runs in PyTorch only"
+    dtype = next(model.parameters()).dtype
+    if dtype != torch.float32:
+        return f"a {str(dtype).removeprefix('torch.')} model is written to GGUF from float32 (load it in float32)"
+    if next(model.parameters()).device.type != "cpu":
+        return "llama.cpp is measured on the CPU; a model on a GPU runs in PyTorch"
+    if type(model).__name__ != "Glm4ForCausalLM":
+        return f"the GGUF writer handles Glm4ForCausalLM (llama.cpp glm4), not {type(model).__name__}"
     return None
 
 

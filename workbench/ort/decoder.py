@@ -78,6 +78,11 @@ class OrtDecoder:
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._past_names = [f"past_key_values.{i}.{kv}" for i in range(self.io.num_layers) for kv in ("key", "value")]
 
+    @property
+    def threads(self) -> int:
+        """Intra-op threads of the session."""
+        return self.session.get_session_options().intra_op_num_threads
+
     def empty_past(self, batch: int = 1) -> list:
         """Past tensors with 0 positions (what prefill passes)."""
         z = np.zeros((batch, self.io.num_kv_heads, 0, self.io.head_dim), np.float32)

@@ -3,6 +3,7 @@ a deployment target), a per-knob view, a table and the export button, measured i
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 
 import ipywidgets as W
@@ -41,8 +42,11 @@ class Dashboard(W.VBox):
                                     description="episodes", style=STYLE)
         self.limit = W.BoundedIntText(value=limit or len(meter.steps), min=1, max=10000, description="steps",
                                       style=STYLE)
-        self.engine = W.Dropdown(options=[("ONNX Runtime (what export writes)", "ort"), ("PyTorch eager", "pytorch")],
-                                 value=getattr(meter, "engine", "ort"), description="engine", style=STYLE)
+        engines = [("ONNX Runtime (what export writes)", "ort"), ("PyTorch eager", "pytorch")]
+        if importlib.util.find_spec("llama_cpp") is not None:  # the GGUF file on llama.cpp, where it is installed
+            engines.append(("llama.cpp (what export --format gguf writes)", "llama.cpp"))
+        self.engine = W.Dropdown(options=engines, value=getattr(meter, "engine", "ort"), description="engine",
+                                 style=STYLE)
         self.load_button = W.Button(description="Load", icon="folder-open")
         self.target = W.Dropdown(options=[(f"{name} ({what})", name) for name, what in TARGET_CHOICES],
                                  value=target or "tiny", description="latency at", style=STYLE,
@@ -255,11 +259,18 @@ class Dashboard(W.VBox):
             root = Path(self.export_dir or tempfile.mkdtemp(prefix="autoglm-export-"))
             out = root / (re.sub(r"[^A-Za-z0-9.]+", "-", point.label).strip("-") or "baseline")
             self.export_status.value = f"exporting {point.label} to {out} ..."
-            result = export_onnx(out, point.recipe or None, model=self.meter.model, tokenizer=self.meter.tokenizer,
-                                 calib=self.meter.calib, overwrite=True, progress=False)
-            self.export_status.value = (f"exported to <code>{result.path}</code>: parity gate passed, "
-                                        f"ONNX Runtime {result.latency_onnxruntime.decode_ms_per_token.median:.2f} "
-                                        f"ms/token")
+            if point.engine.startswith("llama.cpp"):  # measured on llama.cpp: the GGUF file is what it measured
+                from ..export.gguf import export_gguf
+
+                result = export_gguf(out, point.recipe or None, model=self.meter.model, tokenizer=self.meter.tokenizer,
+                                     calib=self.meter.calib, overwrite=True, progress=False)
+                runtime, lat = "llama.cpp", result.latency_llamacpp
+            else:
+                result = export_onnx(out, point.recipe or None, model=self.meter.model, tokenizer=self.meter.tokenizer,
+                                     calib=self.meter.calib, overwrite=True, progress=False)
+                runtime, lat = "ONNX Runtime", getattr(result, "latency_onnxruntime", None)  # none: a VLM's 3 graphs
+            timed = f", {runtime} {lat.decode_ms_per_token.median:.2f} ms/token" if lat is not None else ""
+            self.export_status.value = f"exported to <code>{result.path}</code>: parity gate passed{timed}"
         except Exception as e:  # noqa: BLE001 - a failed gate or a bad recipe is shown, nothing is written
             self.export_status.value = f"<span style='color:#c00'>export failed: {e}</span>"
         finally:
