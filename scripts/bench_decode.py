@@ -5,6 +5,9 @@ bandwidth. This script measures, in one run on one machine:
 - the memory read bandwidth (a large numpy array summed by `--threads` threads; before and after);
 - PyTorch eager float32 and ONNX Runtime (plain dynamo graph and fused contrib-op graph) in
   float32, int8 and int4 (MatMulNBits, accuracy_level 4, lm_head quantized too, as deployed);
+- with `--llama-cpp` (llama-cpp-python installed: `make llama`), llama.cpp on the GGUF file
+  `workbench export --format gguf` writes from the same quantized model: the same RTN codes as
+  Q8_0 / Q4_0 blocks (block 128 as four Q4_0 blocks with its scale repeated), F32 for float32;
 and prints a table: runtime x precision -> ms/token, tok/s, weight GB/token, GB/s, % of the
 measured bandwidth, prefill ms. Weights are random (a Glm4ForCausalLM of the GLM-Edge-1.5B shapes:
 hidden 2048, 28 layers, 16 heads, 4 KV heads, head dim 128, MLP 6144, vocab 59264); decode runs
@@ -13,6 +16,7 @@ after a prompt of `--past` tokens.
     python scripts/bench_decode.py                    # full depth: ~15 min, ~14 GB peak memory
     python scripts/bench_decode.py --layers 4         # a quick look (a few minutes)
     python scripts/bench_decode.py --tiny             # open-autoglm-tiny (real weights), same table
+    python scripts/bench_decode.py --llama-cpp --json # llama.cpp rows too; one JSON object per row
 
 Not part of the tests. Times on shared cores vary by +-50% run to run: compare ratios from one run.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import shutil
 import statistics
 import sys
@@ -93,6 +98,13 @@ class Row:
     @property
     def gbs(self) -> float:
         return self.weight_bytes / (self.ms_per_token * 1e-3) / 1e9
+
+    def to_json(self, bandwidth: float) -> dict:
+        return {"runtime": self.runtime, "precision": self.precision, "ms_per_token": self.ms_per_token,
+                "ms_per_token_p90": self.ms_p90, "tokens_per_s": 1000 / self.ms_per_token,
+                "weight_bytes_per_token": self.weight_bytes, "gb_per_s": self.gbs,
+                "pct_bandwidth": 100 * self.gbs / bandwidth, "bandwidth_before_gb_per_s": self.bandwidth,
+                "prefill_ms": self.prefill_ms}
 
     def cells(self, bandwidth: float) -> list[str]:
         return [self.runtime, self.precision, f"{self.ms_per_token:.1f}", f"{self.ms_p90:.1f}",
@@ -176,6 +188,35 @@ def time_ort(path: Path, past: int, tokens: int, repeats: int, threads: int, voc
     return times, prefill
 
 
+def time_llamacpp(path: Path, past: int, tokens: int, repeats: int, threads: int, vocab: int):
+    """The same on llama.cpp (its KV cache in float16, its default), a GGUF file written by the workbench."""
+    from workbench.llamacpp import LlamaCppDecoder
+
+    dec = LlamaCppDecoder(path, threads=threads, n_ctx=past + tokens + 8)
+    prompt = np.random.default_rng(0).integers(2, vocab, (1, past)).astype(np.int64)
+    dec.prefill(prompt[:, :8])  # warm-up
+    t0 = time.perf_counter()
+    logits, _ = dec.prefill(prompt)
+    prefill = time.perf_counter() - t0
+    times = []
+    for r in range(repeats + 1):  # decode_one(token, n) drops what lies beyond n: each repeat restarts at past
+        n, token = past, logits[:, -1:].argmax(-1).astype(np.int64)
+        for _ in range(tokens):
+            t0 = time.perf_counter()
+            out, _ = dec.decode_one(token, n, n)
+            dt = time.perf_counter() - t0
+            if r:
+                times.append(dt)
+            token, n = out[:, -1:].argmax(-1).astype(np.int64), n + 1
+    dec.close()
+    return times, prefill
+
+
+def gguf_weight_bytes(written) -> int:
+    """Bytes a decode step reads from the GGUF file: every tensor but the embedding table."""
+    return sum(t.nbytes for name, t in written.tensors.items() if name != "token_embd.weight")
+
+
 @torch.no_grad()
 def time_torch(model, past: int, tokens: int, repeats: int, vocab: int) -> tuple[list[float], float]:
     """The same on PyTorch eager (DynamicCache, cropped back to the prompt between repeats)."""
@@ -218,6 +259,30 @@ def row(runtime, precision, times, wbytes, prefill, bandwidth) -> Row:
                prefill * 1e3, bandwidth)
 
 
+def _tokenizer_for(vocab: int):
+    """A byte-level BPE tokenizer of `vocab` ids for the GGUF file (the bench feeds token ids; only its size matters)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab_map = {c: i for i, c in enumerate(alphabet)}
+    vocab_map[alphabet[0] + alphabet[1]] = len(vocab_map)  # llama.cpp refuses a BPE vocabulary without merges
+    vocab_map.update({f"t{i}": i for i in range(len(vocab_map), vocab)})
+    tok = Tokenizer(models.BPE(vocab=vocab_map, merges=[(alphabet[0], alphabet[1])]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=alphabet[1])
+
+
+def _cpu_name() -> str:
+    try:
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        import platform
+
+        return platform.processor()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--layers", type=int, default=28, help="decoder layers (GLM-Edge-1.5B has 28)")
@@ -231,7 +296,14 @@ def main(argv=None) -> int:
                     help="ONNX precisions: fp32, int8, int4 (block 32), int4-b128 (block 128)")
     ap.add_argument("--no-pytorch", action="store_true", help="skip PyTorch eager")
     ap.add_argument("--workdir", default=None, help="where to write the graphs (default: a temporary folder, removed)")
+    ap.add_argument("--llama-cpp", action="store_true",
+                    help="also time llama.cpp on the GGUF file of each precision (needs llama-cpp-python)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object: the rows and the bandwidth readings")
     args = ap.parse_args(argv)
+    if args.llama_cpp:
+        from workbench.llamacpp import llama_cpp
+
+        llama_cpp()  # LlamaCppMissing names how to install it, before anything is built
     torch.set_num_threads(args.threads)
     graphs = [g for g in args.graphs.split(",") if g]
     precisions = [p for p in args.precisions.split(",") if p]
@@ -269,12 +341,37 @@ def main(argv=None) -> int:
                 for f in (path, Path(str(path) + ".data")):
                     f.unlink(missing_ok=True)
                 gc.collect()
+        if args.llama_cpp:
+            from workbench.llamacpp import system_info, write_gguf
+
+            print(f"  llama.cpp: {system_info()}", flush=True)
+            tok = _tokenizer_for(vocab)
+            for prec in precisions:
+                precision = PRECISIONS[prec]
+                t0 = time.perf_counter()
+                q = quantized(model, precision) if precision.quantized else model
+                written = write_gguf(q, tok, work / f"{prec}.gguf")
+                del q
+                gc.collect()
+                print(f"  gguf {prec} written in {time.perf_counter() - t0:.0f} s ({written.summary()})", flush=True)
+                bw = bandwidth()
+                times, pre = time_llamacpp(written.path, args.past, args.tokens, args.repeats, args.threads, vocab)
+                rows.append(row("llama.cpp", prec, times, gguf_weight_bytes(written), pre, bw))
+                print(f"  llama.cpp {prec}: {rows[-1].ms_per_token:.1f} ms/token", flush=True)
+                written.path.unlink(missing_ok=True)
         del model
         gc.collect()
         bandwidth()
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        seen = bandwidth.seen
+        bw = statistics.median(seen)
+        print(json.dumps({"model": what, "past": args.past, "threads": args.threads, "cpu": _cpu_name(),
+                          "bandwidth_gb_per_s": {"median": bw, "readings": seen},
+                          "rows": [r.to_json(bw) for r in rows]}, indent=1))
+        return 0
     print()
     print(f"{what}; batch 1, past {args.past}, {args.threads} threads, median of {args.repeats} x {args.tokens} steps")
     seen = bandwidth.seen

@@ -71,3 +71,19 @@ def test_missing_llama_cpp_names_the_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "llama_cpp", None)
     with pytest.raises(LlamaCppMissing, match="make llama"):
         LlamaCppDecoder(tmp_path / "x.gguf")
+
+
+@torch.no_grad()
+def test_glm_runs_as_chatglm(tiny, tmp_path, eval_steps):
+    """A GlmForCausalLM (GLM-Edge's architecture) on llama.cpp's chatglm: the same greedy tokens as PyTorch."""
+    from random_glm import TINY_SHAPE, random_glm
+
+    _, tok = tiny
+    glm = random_glm("glm", vocab_size=len(tok), **TINY_SHAPE)
+    write_gguf(glm, tok, tmp_path / "glm.gguf")
+    dec = LlamaCppDecoder(tmp_path / "glm.gguf", n_ctx=128)
+    ids = encode(tok, eval_steps[0])[:, :96]
+    ref = glm(input_ids=torch.from_numpy(ids)).logits.numpy()
+    got, _ = dec.prefill(ids)
+    dec.close()
+    assert np.abs(got - ref).max() < 0.05 and (got.argmax(-1) == ref.argmax(-1)).mean() == 1.0

@@ -88,6 +88,15 @@ def test_quantized_layers_are_the_recipes_codes(tiny, float_file, tmp_path, quan
     assert written.nbytes < {GGML.Q4_0: 0.35, GGML.Q8_0: 0.5}[qtype] * float_file[0].nbytes
 
 
+def test_a_quantized_lm_head_is_written_as_output(tiny, tmp_path):
+    model, tok = tiny
+    recipe = Recipe.from_json({"quant": {"method": "rtn", "bits": 4, "group_size": 32}})
+    qmodel = recipe_model(model, recipe, precision_of(recipe, quantize_lm_head=True))
+    write_gguf(qmodel, tok, tmp_path / "head.gguf")
+    t = tensors(GGUFReader(tmp_path / "head.gguf"))
+    assert t["output.weight"].tensor_type == GGML.Q4_0 and t["token_embd.weight"].tensor_type == GGML.F32
+
+
 @pytest.mark.parametrize("prune,key,expected", [({"method": "channels", "ratio": 0.5}, "glm4.feed_forward_length", 384),
                                                 ({"method": "heads", "ratio": 0.5}, "glm4.attention.head_count", 4)])
 def test_structured_pruning_writes_the_smaller_shapes(tiny, tmp_path, prune, key, expected):
@@ -108,12 +117,25 @@ def test_f16_halves_the_float_weights(tiny, tmp_path):
         write_gguf(model, tok, tmp_path / "x.gguf", float_type="q4")
 
 
+def test_glm_is_llama_cpps_chatglm(tiny, tmp_path):
+    """GlmForCausalLM (glm-4-9b-chat-hf, GLM-Edge): llama.cpp's chatglm, no sandwich norms."""
+    from random_glm import TINY_SHAPE, random_glm
+
+    _, tok = tiny
+    glm = random_glm("glm", vocab_size=len(tok), **TINY_SHAPE)
+    write_gguf(glm, tok, tmp_path / "glm.gguf")
+    r = GGUFReader(tmp_path / "glm.gguf")
+    assert field(r, "general.architecture") == "chatglm" and field(r, "chatglm.block_count") == 2
+    assert "blk.0.post_ffw_norm.weight" not in tensors(r) and "blk.1.ffn_up.weight" in tensors(r)
+
+
 def test_refuses_what_it_cannot_write(tiny, tmp_path):
+    import torch
     from random_glm import tiny_glm4
 
     _, tok = tiny
-    with pytest.raises(GGUFWriteError, match="GlmForCausalLM does not export to GGUF"):
-        write_gguf(tiny_glm4(family="glm"), tok, tmp_path / "glm.gguf")
+    with pytest.raises(GGUFWriteError, match="Linear does not export to GGUF"):
+        write_gguf(torch.nn.Linear(2, 2), tok, tmp_path / "linear.gguf")
     with pytest.raises(GGUFWriteError, match="embedding's 100 rows"):
         write_gguf(tiny_glm4(), tok, tmp_path / "small.gguf")  # vocab 100: the tokenizer does not fit
-    assert not (tmp_path / "glm.gguf").exists()
+    assert list(tmp_path.iterdir()) == []  # nothing half-written

@@ -11,8 +11,8 @@ package does not need it, `LlamaCppDecoder` raises `LlamaCppMissing` naming how 
 """
 from .blocks import BLOCK, GGUFTensor, float_tensor, pack_codes, read_back, weights_of
 from .decoder import INSTALL, LlamaCppDecoder, LlamaCppMissing, has_amx, llama_cpp, system_info, version
-from .writer import ARCH, FLOAT_TYPES, GGUFWriteError, GGUFWritten, check_writable, write_gguf
+from .writer import ARCH, ARCHS, FLOAT_TYPES, GGUFWriteError, GGUFWritten, check_writable, write_gguf
 
-__all__ = ["ARCH", "BLOCK", "FLOAT_TYPES", "GGUFTensor", "GGUFWriteError", "GGUFWritten", "INSTALL",
+__all__ = ["ARCH", "ARCHS", "BLOCK", "FLOAT_TYPES", "GGUFTensor", "GGUFWriteError", "GGUFWritten", "INSTALL",
            "LlamaCppDecoder", "LlamaCppMissing", "check_writable", "float_tensor", "has_amx", "llama_cpp",
            "pack_codes", "read_back", "system_info", "version", "weights_of", "write_gguf"]

@@ -87,9 +87,10 @@ class LlamaCppDecoder:
             raise ValueError(f"llama.cpp could not load {path} ({exc}); export the file again") from None
         self.vocab_size = self.llm.n_vocab()
         meta = self.llm.metadata
-        self.num_layers = int(meta.get("glm4.block_count", 0))
-        self.num_kv_heads = int(str(meta.get("glm4.attention.head_count_kv", "0")).strip("[]").split(",")[0] or 0)
-        self.head_dim = int(meta.get("glm4.attention.key_length", 0))
+        arch = meta.get("general.architecture", "glm4")
+        self.num_layers = int(meta.get(f"{arch}.block_count", 0))
+        self.num_kv_heads = int(str(meta.get(f"{arch}.attention.head_count_kv", "0")).strip("[]").split(",")[0] or 0)
+        self.head_dim = int(meta.get(f"{arch}.attention.key_length", 0))
         self.weight_bytes = os.path.getsize(path)
 
     def run(self, input_ids: np.ndarray, past: int, past_len: int):

@@ -1,14 +1,15 @@
-"""A GLM-4 causal LM (float, pruned or with the workbench's quantized layers) written as a GGUF file
-that llama.cpp's `glm4` architecture reads, with the `gguf` package.
+"""A GLM-4 or GLM causal LM (float, pruned or with the workbench's quantized layers) written as a GGUF file
+that llama.cpp's `glm4` (Glm4ForCausalLM: GLM-4-0414, AutoGLM's text decoder) or `chatglm` (GlmForCausalLM:
+glm-4-9b-chat-hf, GLM-Edge) architecture reads, with the `gguf` package.
 
     from workbench.llamacpp import write_gguf
     written = write_gguf(model, tokenizer, "deploy/model.gguf")
     written.summary()
 
 What is written (llama.cpp's names, from `gguf.get_tensor_name_map`):
-- the hyper-parameters `glm4.*`: layers, width, heads, KV heads, head size, MLP width, RMS epsilon,
+- the hyper-parameters (`glm4.*` / `chatglm.*`): layers, width, heads, KV heads, head size, MLP width, RMS epsilon,
   RoPE base and its partial dimension (GLM-4 rotates the first `partial_rotary_factor` of each
-  head, interleaved pairs: llama.cpp's "normal" RoPE, so no weight is permuted); a structurally
+  head, interleaved pairs, as GLM does: llama.cpp's "normal" RoPE, so no weight is permuted); a structurally
   pruned model's per-layer heads and MLP widths as arrays, so the smaller shapes stay smaller;
 - every Linear: float as F32 (or F16 where asked), quantized layers as the block that holds their
   own codes (`blocks.pack_codes`: Q4_0 / Q8_0 exactly, Q4_1 or re-quantized where not); the
@@ -33,8 +34,8 @@ from torch import nn
 
 from .blocks import GGUFTensor, float_tensor, pack_codes
 
-ARCH = "glm4"
-WRITES = ("Glm4ForCausalLM",)
+ARCHS = {"Glm4ForCausalLM": gguf.MODEL_ARCH.GLM4, "GlmForCausalLM": gguf.MODEL_ARCH.CHATGLM}
+ARCH = "glm4"  # AutoGLM's text decoder
 PRE_TOKENIZER = "gpt-2"  # llama.cpp's byte-level BPE regex closest to a GPT-2 ByteLevel pre-tokenizer
 FLOAT_TYPES = {"f32": GGML.F32, "f16": GGML.F16}
 
@@ -86,9 +87,15 @@ def check_writable(model) -> None:
         raise GGUFWriteError("a Glm4v (vision-language) model does not export to GGUF yet: its language model "
                              "needs M-RoPE sections and the vision tower a separate mmproj file; export it as "
                              "ONNX (`workbench export --format onnx`)")
-    if name not in WRITES:
-        raise GGUFWriteError(f"{name} does not export to GGUF: the writer handles {', '.join(WRITES)} "
-                             "(llama.cpp architecture glm4); export it as ONNX instead")
+    if name not in ARCHS:
+        raise GGUFWriteError(f"{name} does not export to GGUF: the writer handles {', '.join(ARCHS)} "
+                             "(llama.cpp architectures glm4, chatglm); export it as ONNX instead")
+    cfg = model.config
+    head = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    if name == "GlmForCausalLM" and any(a.self_attn.q_proj.out_features != cfg.hidden_size for a in model.model.layers):
+        raise GGUFWriteError("llama.cpp's chatglm architecture needs heads x head size = hidden size (attn_output "
+                             f"is square); this GLM has {model.model.layers[0].self_attn.q_proj.out_features // head} "
+                             f"heads of {head} at width {cfg.hidden_size} (pruned heads?): export it as ONNX")
 
 
 def write_gguf(model, tokenizer, path, *, float_type: str = "f32", name: str = "open-autoglm-tiny") -> GGUFWritten:
@@ -112,8 +119,9 @@ def write_gguf(model, tokenizer, path, *, float_type: str = "f32", name: str = "
     path = Path(path)
     cfg = model.config
     layers = model.model.layers
-    tensors = _tensors(model, ftype)
-    w = gguf.GGUFWriter(os.fspath(path), ARCH)
+    tensors = _tensors(model, ftype, ARCHS[type(model).__name__])
+    arch = ARCHS[type(model).__name__]
+    w = gguf.GGUFWriter(os.fspath(path), gguf.MODEL_ARCH_NAMES[arch])
     try:
         _hyper(w, cfg, layers, name)
         _tokenizer(w, tokenizer, model.get_input_embeddings().num_embeddings)
@@ -155,19 +163,19 @@ def _hyper(w, cfg, layers, name: str) -> None:
     w.add_rope_dimension_count(int(head * partial))
 
 
-def _tensors(model, ftype: GGML) -> dict[str, GGUFTensor]:
+def _tensors(model, ftype: GGML, arch) -> dict[str, GGUFTensor]:
     """GGUF name -> GGUFTensor for every weight of the model."""
     from ..ort.nbits import codes_of, is_quantized
 
-    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.GLM4, len(model.model.layers))
+    names = gguf.get_tensor_name_map(arch, len(model.model.layers))
     tied = _tied(model)
     out: dict[str, GGUFTensor] = {}
 
     def gguf_name(hf: str) -> str:
         key = names.get_name(hf, try_suffixes=(".weight", ".bias"))
         if key is None:
-            raise GGUFWriteError(f"no llama.cpp glm4 tensor for {hf}; this checkpoint has layers the glm4 "
-                                 "architecture does not read")
+            raise GGUFWriteError(f"no llama.cpp {gguf.MODEL_ARCH_NAMES[arch]} tensor for {hf}; this checkpoint "
+                                 "has layers that architecture does not read")
         return key
 
     for mod_name, module in model.named_modules():
@@ -192,7 +200,7 @@ def _tensors(model, ftype: GGML) -> dict[str, GGUFTensor]:
 
 def _tied(model) -> bool:
     head, emb = getattr(model, "lm_head", None), model.get_input_embeddings()
-    return head is not None and head.weight is emb.weight
+    return head is not None and getattr(head, "weight", None) is emb.weight  # a quantized head is never tied
 
 
 def _tokenizer(w, tokenizer, rows: int) -> None:
@@ -230,4 +238,4 @@ def _tokenizer(w, tokenizer, rows: int) -> None:
         w.add_chat_template(tokenizer.chat_template)
 
 
-__all__ = ["ARCH", "FLOAT_TYPES", "GGUFWriteError", "GGUFWritten", "check_writable", "write_gguf"]
+__all__ = ["ARCH", "ARCHS", "FLOAT_TYPES", "GGUFWriteError", "GGUFWritten", "check_writable", "write_gguf"]
