@@ -235,7 +235,8 @@ def export_onnx(out, recipe=None, *, model=None, tokenizer=None, source=None, gr
         check_model_file(tmp / fs.MODEL)
         fs.write_tokenizer(tokenizer, tmp)
         context = getattr(model.config.get_text_config(), "max_position_embeddings", 2048)
-        fs.write_json(tmp / "genai_config.json", fs.genai_config(shape, tokenizer, context_length=context))
+        fs.write_json(tmp / "genai_config.json", fs.genai_config(shape, tokenizer, context_length=context,
+                                                                 share_buffer=graph == "fused"))
         bar.set_postfix_str("parity gate")
         t0 = time.perf_counter()
         reference = dequantized(qmodel)  # the same weights, without per-call unpacking

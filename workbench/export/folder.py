@@ -111,18 +111,20 @@ def write_tokenizer(tokenizer, folder: Path) -> list[str]:
     return written
 
 
-def genai_config(shape, tokenizer, *, context_length: int, filename: str = MODEL) -> dict:
+def genai_config(shape, tokenizer, *, context_length: int, filename: str = MODEL, share_buffer: bool = False) -> dict:
     """The genai_config.json that lets onnxruntime-genai load the folder and generate greedily.
 
     onnxruntime-genai has no GLM-4 model type; "chatglm" is the decoder-only type whose inputs match
-    ours (input_ids, attention_mask, position_ids, past_key_values.%d.key/value). The past and
-    present are separate buffers (past_present_share_buffer false), as the graph concatenates.
+    ours (input_ids, attention_mask, position_ids, past_key_values.%d.key/value). The plain graph
+    concatenates, so its past and present are separate buffers; the fused graph's GroupQueryAttention
+    updates one buffer of the context's length in place (past_present_share_buffer true).
 
     Args:
         shape: the DecoderShape of the exported graph.
         tokenizer: for eos / pad ids.
         context_length: max positions (the model's max_position_embeddings).
         filename: the decoder file.
+        share_buffer: the graph updates a shared past/present buffer in place (the fused graph).
     Returns:
         The config dict.
     """
@@ -154,7 +156,7 @@ def genai_config(shape, tokenizer, *, context_length: int, filename: str = MODEL
         },
         "search": {"diversity_penalty": 0.0, "do_sample": False, "early_stopping": True, "length_penalty": 1.0,
                    "max_length": context_length, "min_length": 0, "no_repeat_ngram_size": 0, "num_beams": 1,
-                   "num_return_sequences": 1, "past_present_share_buffer": False, "repetition_penalty": 1.0,
+                   "num_return_sequences": 1, "past_present_share_buffer": share_buffer, "repetition_penalty": 1.0,
                    "temperature": 1.0, "top_k": 1, "top_p": 1.0},
     }
 

@@ -161,6 +161,8 @@ class PointMeter:
         self.data_hash = _data_hash(steps_hash(self.steps), calib)
         self.settings = {"latency_repeats": latency_repeats, "service_steps": SERVICE_STEPS,
                          "simulated_requests": SIMULATED_REQUESTS, "engine": engine}
+        if engine == "ort":
+            self.settings["ort_kv"] = "shared-buffer"  # the fused graph's KV updated in place (a stored point says so)
         if engine == "llama.cpp":
             from ..llamacpp import version
 

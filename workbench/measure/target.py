@@ -41,7 +41,7 @@ from .target_build import (WARMUP, _check_groups, _time_depth, _time_depths,
 from .target_build import MAX_POSITIONS, PARTIAL_ROTARY  # noqa: F401  (their old home)
 
 DEFAULT_CONTEXT = 25480  # tokens: the context Open-AutoGLM serves
-CACHE_VERSION = 2  # 2: the two depths timed interleaved
+CACHE_VERSION = 3  # 2: the two depths timed interleaved; 3: the fused graph decodes into a shared KV buffer
 FULL_DEPTH = "full depth"
 MEMORY_METHOD = "computed from stored bytes"
 

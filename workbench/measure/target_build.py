@@ -229,7 +229,7 @@ class _RowsDecoder:
     """An OrtDecoder whose decode tokens are folded into the embedding's rows (argmax may exceed them)."""
 
     def __init__(self, decoder, rows: int):
-        self.decoder, self.rows, self.session = decoder, rows, decoder.session
+        self.decoder, self.rows, self.session, self.threads = decoder, rows, decoder.session, decoder.threads
 
     def prefill(self, ids):
         return self.decoder.prefill(ids)

@@ -5,8 +5,14 @@ decode-one-token with the KV cache held as OrtValues, greedy decoding.
     logits, past = dec.prefill(ids)          # ids (1, T) int64 -> logits (1, T, V) numpy
     logits, past = dec.decode_one(tok, past) # tok (1, 1) -> logits (1, 1, V); past grows by one
 
-The past stays in ONNX Runtime's own memory between steps (`run_with_ort_values`): only the last
-position's logits are copied out. Works for the plain and the fused graph (same inputs/outputs).
+The past stays in ONNX Runtime's own memory between steps (`run_with_ort_values`): only the logits
+are copied out. Works for the plain and the fused graph (same inputs/outputs).
+
+The fused graph's GroupQueryAttention updates a shared past/present buffer in place (onnxruntime-genai's
+`past_present_share_buffer`): the KV cache is fixed-size buffers (`SharedKV`, capacity grown by
+doubling) bound as both `past_key_values.*` and `present.*` through IOBinding, so a decode step writes
+one position instead of copying the whole past into a new present. `OrtDecoder` shares the buffer when
+the graph has GroupQueryAttention (the plain graph concatenates: past and present are separate).
 """
 from __future__ import annotations
 
@@ -66,25 +72,77 @@ def graph_io(session: ort.InferenceSession) -> GraphIO:
     vocab = session.get_outputs()[0].shape[-1]
     return GraphIO(layers, int(kv_heads), int(head_dim), int(vocab) if isinstance(vocab, int) else -1)
 
-class OrtDecoder:
-    """Prefill and decode-one-token on an exported decoder, the KV cache kept as OrtValues."""
+def has_gqa(path: str | os.PathLike) -> bool:
+    """Whether the decoder graph at `path` computes attention with GroupQueryAttention (the fused graph)."""
+    import onnx
 
-    def __init__(self, path_or_session, threads: int | None = None):
-        """Args: path_or_session: a .onnx path or an InferenceSession; threads: intra-op threads."""
-        self.session = (path_or_session if isinstance(path_or_session, ort.InferenceSession)
-                        else make_session(path_or_session, threads))
+    proto = onnx.load(os.fspath(path), load_external_data=False)
+    return any(n.op_type == "GroupQueryAttention" for n in proto.graph.node)
+
+
+@dataclass
+class SharedKV:
+    """A fused graph's KV cache: per layer K and V buffers (B, kv_heads, capacity, head_dim) that the graph
+    reads as `past_key_values.*` and writes as `present.*` in place; positions beyond the attention mask's
+    length are ignored by GroupQueryAttention (it reads `seqlens_k`), so a caller may rewind freely."""
+
+    arrays: list  # numpy float32 arrays, the memory the OrtValues below share
+    values: list  # OrtValues over `arrays`
+
+    @property
+    def capacity(self) -> int:
+        return self.arrays[0].shape[2]
+
+    @classmethod
+    def empty(cls, n: int, batch: int, kv_heads: int, capacity: int, head_dim: int) -> "SharedKV":
+        arrays = [np.zeros((batch, kv_heads, capacity, head_dim), np.float32) for _ in range(n)]
+        return cls(arrays, [ort.OrtValue.ortvalue_from_numpy(a) for a in arrays])
+
+    def grown(self, need: int, keep: int) -> "SharedKV":
+        """This cache with room for `need` positions (capacity doubled until it fits), the first `keep` copied."""
+        cap = self.capacity
+        while cap < need:
+            cap *= 2
+        b, h, _, d = self.arrays[0].shape
+        new = SharedKV.empty(len(self.arrays), b, h, cap, d)
+        for a, old in zip(new.arrays, self.arrays):
+            a[:, :, :keep] = old[:, :, :keep]
+        return new
+
+
+class OrtDecoder:
+    """Prefill and decode-one-token on an exported decoder, the KV cache kept as OrtValues (see module doc)."""
+
+    initial_capacity = 1024  # positions of a new shared KV buffer (doubled when a sequence outgrows it)
+
+    def __init__(self, path_or_session, threads: int | None = None, share_buffer: bool | None = None):
+        """Args: path_or_session: a .onnx path or an InferenceSession; threads: intra-op threads; share_buffer:
+        keep the KV cache in shared past/present buffers (default: where the graph has GroupQueryAttention;
+        a session passed in: False unless set)."""
+        if isinstance(path_or_session, ort.InferenceSession):
+            self.session = path_or_session
+        else:
+            self.session = make_session(path_or_session, threads)
+            if share_buffer is None and not isinstance(path_or_session, bytes):
+                share_buffer = has_gqa(path_or_session)
+        self.share_buffer = bool(share_buffer)
         self.io = graph_io(self.session)
         self.weight_bytes: int | None = None  # what the graph stores, where known (fused_decoder sets it)
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._past_names = [f"past_key_values.{i}.{kv}" for i in range(self.io.num_layers) for kv in ("key", "value")]
+        self._present_names = [f"present.{i}.{kv}" for i in range(self.io.num_layers) for kv in ("key", "value")]
 
     @property
     def threads(self) -> int:
         """Intra-op threads of the session."""
         return self.session.get_session_options().intra_op_num_threads
 
-    def empty_past(self, batch: int = 1) -> list:
-        """Past tensors with 0 positions (what prefill passes)."""
+    def empty_past(self, batch: int = 1, positions: int = 0):
+        """An empty KV cache (what prefill passes): tensors with 0 positions, or SharedKV buffers with room for
+        at least `positions`."""
+        if self.share_buffer:
+            cap = max(self.initial_capacity, positions + 256)  # room to decode before the first growth
+            return SharedKV.empty(len(self._past_names), batch, self.io.num_kv_heads, cap, self.io.head_dim)
         z = np.zeros((batch, self.io.num_kv_heads, 0, self.io.head_dim), np.float32)
         return [ort.OrtValue.ortvalue_from_numpy(z) for _ in self._past_names]
 
@@ -92,10 +150,13 @@ class OrtDecoder:
         """One forward: (B, T) ids after `past_len` cached positions.
 
         Returns:
-            (logits (B, T, V) numpy float32, present: list of OrtValues (B, kv, past_len + T, hd)).
+            (logits (B, T, V) numpy float32, present: list of OrtValues (B, kv, past_len + T, hd), or the
+            same SharedKV, updated in place, when the buffer is shared).
         """
         ids = np.ascontiguousarray(input_ids, dtype=np.int64)
         b, t = ids.shape
+        if self.share_buffer:
+            return self._run_shared(ids, past, past_len)
         feeds = {
             "input_ids": ort.OrtValue.ortvalue_from_numpy(ids),
             "attention_mask": ort.OrtValue.ortvalue_from_numpy(np.ones((b, past_len + t), np.int64)),
@@ -106,9 +167,26 @@ class OrtDecoder:
         outs = self.session.run_with_ort_values(self.output_names, feeds)
         return outs[0].numpy(), list(outs[1:])
 
+    def _run_shared(self, ids: np.ndarray, past: SharedKV, past_len: int):
+        b, t = ids.shape
+        if past.capacity < past_len + t:
+            past = past.grown(past_len + t, past_len)
+        bind = self.session.io_binding()
+        bind.bind_cpu_input("input_ids", ids)
+        bind.bind_cpu_input("attention_mask", np.ones((b, past_len + t), np.int64))
+        bind.bind_cpu_input("position_ids", np.ascontiguousarray(
+            np.broadcast_to(np.arange(past_len, past_len + t, dtype=np.int64), (b, t))))
+        bind.bind_output("logits")  # first: get_outputs() follows the binding order
+        for name, present, value in zip(self._past_names, self._present_names, past.values):
+            bind.bind_ortvalue_input(name, value)
+            bind.bind_ortvalue_output(present, value)
+        self.session.run_with_iobinding(bind)
+        return bind.get_outputs()[0].numpy(), past
+
     def prefill(self, input_ids: np.ndarray):
         """Args: input_ids (B, T). Returns: (logits (B, T, V), present)."""
-        return self.run(input_ids, self.empty_past(np.shape(input_ids)[0]), 0)
+        b, t = np.shape(input_ids)
+        return self.run(input_ids, self.empty_past(b, t), 0)
 
     def decode_one(self, token: np.ndarray, past: list, past_len: int):
         """Args: token (B, 1); past from the previous call; past_len its positions. Returns: (logits (B, 1, V), present)."""
@@ -171,7 +249,7 @@ def fused_decoder(model, threads: int | None = None, workdir: str | os.PathLike 
 
     if state_bytes(model) <= EXTERNAL_DATA_BYTES:
         proto, _ = build_fused(model)
-        decoder = OrtDecoder(make_session(proto.SerializeToString(), threads))
+        decoder = OrtDecoder(make_session(proto.SerializeToString(), threads), share_buffer=True)
         decoder.weight_bytes = initializer_bytes(proto)
         return decoder
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
@@ -179,6 +257,6 @@ def fused_decoder(model, threads: int | None = None, workdir: str | os.PathLike 
         export_fused(model, path)
         del model  # a caller that passed its only reference frees the weights before ONNX Runtime loads them
         gc.collect()
-        decoder = OrtDecoder(make_session(path, threads))
+        decoder = OrtDecoder(make_session(path, threads), share_buffer=True)
         decoder.weight_bytes = sum(os.path.getsize(os.path.join(tmp, f)) for f in os.listdir(tmp))
         return decoder
