@@ -164,9 +164,11 @@ def torch_weight_bytes(model) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters() if p is not emb)
 
 
-def time_ort(path: Path, past: int, tokens: int, repeats: int, threads: int, vocab: int) -> tuple[list[float], float]:
-    """Decode step times (s) after a `past`-token prompt, and the prefill time (s), on ONNX Runtime."""
-    dec = OrtDecoder(path, threads=threads)
+def time_ort(path: Path, past: int, tokens: int, repeats: int, threads: int, vocab: int,
+             share_buffer: bool | None = None) -> tuple[list[float], float]:
+    """Decode step times (s) after a `past`-token prompt, and the prefill time (s), on ONNX Runtime (the fused
+    graph's KV in one shared buffer unless `share_buffer` is False)."""
+    dec = OrtDecoder(path, threads=threads, share_buffer=share_buffer)
     rng = np.random.default_rng(0)
     prompt = rng.integers(2, vocab, (1, past)).astype(np.int64)
     dec.prefill(prompt[:, :8])  # warm-up
@@ -298,6 +300,12 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", default=None, help="where to write the graphs (default: a temporary folder, removed)")
     ap.add_argument("--llama-cpp", action="store_true",
                     help="also time llama.cpp on the GGUF file of each precision (needs llama-cpp-python)")
+    ap.add_argument("--kv", choices=("shared", "separate"), default="shared",
+                    help="the fused graph's KV cache: one buffer updated in place (what the workbench and its "
+                         "genai_config run), or a new present each step (before the shared buffer)")
+    ap.add_argument("--kv-sweep", default="", metavar="P1,P2",
+                    help="also time each fused graph after these prompt lengths, KV shared and separate "
+                         "(e.g. 16,1024: whether a decode step grows with the context)")
     ap.add_argument("--json", action="store_true", help="print one JSON object: the rows and the bandwidth readings")
     args = ap.parse_args(argv)
     if args.llama_cpp:
@@ -335,9 +343,17 @@ def main(argv=None) -> int:
                 gc.collect()
                 print(f"  {graph} {prec} graph written in {time.perf_counter() - t0:.0f} s", flush=True)
                 bw = bandwidth()
-                times, pre = time_ort(path, args.past, args.tokens, args.repeats, args.threads, vocab)
+                times, pre = time_ort(path, args.past, args.tokens, args.repeats, args.threads, vocab,
+                                      share_buffer=False if args.kv == "separate" else None)
                 rows.append(row(f"onnxruntime {graph}", prec, times, weight_bytes(path), pre, bw))
                 print(f"  onnxruntime {graph} {prec}: {rows[-1].ms_per_token:.1f} ms/token", flush=True)
+                for past in (int(p) for p in args.kv_sweep.split(",") if p) if graph == "fused" else ():
+                    for kv in ("shared", "separate"):  # does the step still grow with the context?
+                        times, pre = time_ort(path, past, args.tokens, args.repeats, args.threads, vocab,
+                                              share_buffer=kv == "shared")
+                        rows.append(row(f"onnxruntime {graph} (past {past}, kv {kv})", prec, times,
+                                        weight_bytes(path), pre, bandwidth()))
+                        print(f"  {rows[-1].runtime} {prec}: {rows[-1].ms_per_token:.1f} ms/token", flush=True)
                 for f in (path, Path(str(path) + ".data")):
                     f.unlink(missing_ok=True)
                 gc.collect()
@@ -368,7 +384,7 @@ def main(argv=None) -> int:
     if args.json:
         seen = bandwidth.seen
         bw = statistics.median(seen)
-        print(json.dumps({"model": what, "past": args.past, "threads": args.threads, "cpu": _cpu_name(),
+        print(json.dumps({"model": what, "past": args.past, "threads": args.threads, "cpu": _cpu_name(), "kv": args.kv,
                           "bandwidth_gb_per_s": {"median": bw, "readings": seen},
                           "rows": [r.to_json(bw) for r in rows]}, indent=1))
         return 0
