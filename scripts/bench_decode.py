@@ -169,8 +169,24 @@ def time_ort(path: Path, past: int, tokens: int, repeats: int, threads: int, voc
     """Decode step times (s) after a `past`-token prompt, and the prefill time (s), on ONNX Runtime (the fused
     graph's KV in one shared buffer unless `share_buffer` is False)."""
     dec = OrtDecoder(path, threads=threads, share_buffer=share_buffer)
-    rng = np.random.default_rng(0)
-    prompt = rng.integers(2, vocab, (1, past)).astype(np.int64)
+    return time_decoder(dec, past, tokens, repeats, vocab)
+
+
+def time_llamacpp(path: Path, past: int, tokens: int, repeats: int, threads: int, vocab: int):
+    """The same on llama.cpp (its KV cache in float16, its default), a GGUF file written by the workbench."""
+    from workbench.llamacpp import LlamaCppDecoder
+
+    dec = LlamaCppDecoder(path, threads=threads, n_ctx=past + tokens + 8)
+    try:
+        return time_decoder(dec, past, tokens, repeats, vocab)
+    finally:
+        dec.close()
+
+
+def time_decoder(dec, past: int, tokens: int, repeats: int, vocab: int) -> tuple[list[float], float]:
+    """Decode step times and prefill time of any decoder with prefill / decode_one (each repeat restarts from the
+    prompt's cache: decode_one(token, past, n) continues after position n)."""
+    prompt = np.random.default_rng(0).integers(2, vocab, (1, past)).astype(np.int64)
     dec.prefill(prompt[:, :8])  # warm-up
     t0 = time.perf_counter()
     logits, past0 = dec.prefill(prompt)
@@ -186,31 +202,6 @@ def time_ort(path: Path, past: int, tokens: int, repeats: int, threads: int, voc
             if r:
                 times.append(dt)
             token, n = out[:, -1:].argmax(-1).astype(np.int64), n + 1
-    del dec
-    return times, prefill
-
-
-def time_llamacpp(path: Path, past: int, tokens: int, repeats: int, threads: int, vocab: int):
-    """The same on llama.cpp (its KV cache in float16, its default), a GGUF file written by the workbench."""
-    from workbench.llamacpp import LlamaCppDecoder
-
-    dec = LlamaCppDecoder(path, threads=threads, n_ctx=past + tokens + 8)
-    prompt = np.random.default_rng(0).integers(2, vocab, (1, past)).astype(np.int64)
-    dec.prefill(prompt[:, :8])  # warm-up
-    t0 = time.perf_counter()
-    logits, _ = dec.prefill(prompt)
-    prefill = time.perf_counter() - t0
-    times = []
-    for r in range(repeats + 1):  # decode_one(token, n) drops what lies beyond n: each repeat restarts at past
-        n, token = past, logits[:, -1:].argmax(-1).astype(np.int64)
-        for _ in range(tokens):
-            t0 = time.perf_counter()
-            out, _ = dec.decode_one(token, n, n)
-            dt = time.perf_counter() - t0
-            if r:
-                times.append(dt)
-            token, n = out[:, -1:].argmax(-1).astype(np.int64), n + 1
-    dec.close()
     return times, prefill
 
 

@@ -77,6 +77,16 @@ def _latency_line(name: str, rec) -> str:
             f"[{rec.engine}]")
 
 
+def _gate_failed(e, args) -> int:
+    """A failed export gate: the report to stdout (JSON with --json), the reason to stderr, exit 1."""
+    if args.json:
+        print(json.dumps(e.report.to_json(), indent=2))
+    else:
+        _print_gate(e.report)
+    print(f"workbench: error: {e}", file=sys.stderr)
+    return 1
+
+
 def _export(args) -> int:
     from .export import ExportGateError, export_onnx
 
@@ -87,12 +97,7 @@ def _export(args) -> int:
                              episodes=args.episodes, accuracy_steps=args.limit, quantize_lm_head=args.quantize_lm_head,
                              progress=not args.json)
     except ExportGateError as e:
-        if args.json:
-            print(json.dumps(e.report.to_json(), indent=2))
-        else:
-            _print_gate(e.report)
-        print(f"workbench: error: {e}", file=sys.stderr)
-        return 1
+        return _gate_failed(e, args)
     if args.json:
         print(json.dumps(result.manifest, indent=2))
         return 0
@@ -128,12 +133,7 @@ def _export_gguf(args) -> int:
                              accuracy_steps=args.limit, quantize_lm_head=args.quantize_lm_head,
                              float_type=args.float_type, progress=not args.json)
     except ExportGateError as e:
-        if args.json:
-            print(json.dumps(e.report.to_json(), indent=2))
-        else:
-            _print_gate(e.report)
-        print(f"workbench: error: {e}", file=sys.stderr)
-        return 1
+        return _gate_failed(e, args)
     if args.json:
         print(json.dumps(result.manifest, indent=2))
         return 0

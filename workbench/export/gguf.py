@@ -189,7 +189,7 @@ def export_gguf(out, recipe=None, *, model=None, tokenizer=None, source=None, ov
         prompt = typical_prompt(tokenizer, steps).numpy()
         warmup = min(2, latency_repeats)
         lat_cpp = measure_ort_latency(decoder, prompt, repeats=latency_repeats, warmup=warmup,
-                                      engine=f"llama.cpp {_types_label(written.types)}")
+                                      engine=f"llama.cpp {written.label}")
         lat_pt = measure_latency(qmodel, torch.from_numpy(prompt), repeats=latency_repeats, warmup=warmup,
                                  engine=f"pytorch-eager {precision.kind}")
         decoder.close()
@@ -207,11 +207,6 @@ def export_gguf(out, recipe=None, *, model=None, tokenizer=None, source=None, ov
         bar.update()
         bar.set_postfix_str(f"written to {out}")
     return GGUFExport(out, precision, manifest["gguf"], report, lat_cpp, lat_pt, manifest)
-
-
-def _types_label(types: dict) -> str:
-    """"Q4_0 + F32" style label of the weight types (largest count first)."""
-    return " + ".join(k for k, _ in sorted(types.items(), key=lambda kv: -kv[1]))
 
 
 def _manifest(recipe, precision, float_type, written, name, base_fp, reference, episodes, report, agreement,
@@ -271,36 +266,12 @@ def verify_gguf(folder, manifest: dict, *, model=None, tokenizer=None, source=No
         ExportError: files changed since export, or the model is not the one exported.
     """
     from ..llamacpp import LlamaCppDecoder
-    from .verify import VerifyResult, _episodes
+    from .verify import VerifyResult, _episodes, rebuild_reference
 
     folder = Path(folder)
-    changed = fs.changed_files(folder, manifest)
-    if changed:
-        raise ExportError(f"{', '.join(changed)} in {folder} changed since export (sha256 differs from "
-                          "manifest.json); export the folder again")
-    recipe = load_recipe(manifest["recipe"])
-    precision = Precision(**manifest["precision"])
+    precision, tokenizer, reference = rebuild_reference(folder, manifest, model=model, tokenizer=tokenizer,
+                                                        source=source, vision=False)
     gate = manifest.get("gate", {})
-    if model is None:
-        from ..model import load_model
-
-        src = source if source is not None else manifest["source"]["model"]
-        if src == "in-memory model":
-            raise ExportError(f"{folder} was exported from an in-memory model; pass model= and tokenizer=")
-        model, tokenizer = load_model(None if src == DEFAULT_NAME else src, vision=False)
-    elif tokenizer is None:
-        raise ExportError("verify(model=...) needs tokenizer= too")
-    model.eval()
-    calib = None
-    if recipe.changes_weights:
-        from ..calib import CALIB_STEPS, default_calibration
-
-        calib = default_calibration(tokenizer, gate.get("calib_episodes"), n=gate.get("calib_steps") or CALIB_STEPS)
-    reference = dequantized(export_model(model, tokenizer, recipe, precision, calib=calib))
-    expected = manifest["source"]["exported_fingerprint"]
-    if model_fingerprint(reference) != expected:
-        raise ExportError(f"the model given is not the one exported to {folder} (fingerprint "
-                          f"{model_fingerprint(reference)} != {expected}); pass the source checkpoint (--model)")
     steps = load_steps(_episodes(manifest, episodes), limit=gate.get("accuracy_steps", 32))
     decoder = LlamaCppDecoder(folder / GGUF, threads=threads)
     kind = tolerance_kind(precision, manifest["gguf"].get("float_type", "f32"))

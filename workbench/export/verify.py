@@ -62,6 +62,45 @@ def _vision_manifest(folder: Path) -> dict | None:
     return data if isinstance(data, dict) and data.get("format") == FORMAT else None
 
 
+def rebuild_reference(folder: Path, manifest: dict, *, model=None, tokenizer=None, source=None, vision: bool = True):
+    """The PyTorch side of a folder's gate, rebuilt from its manifest: files unchanged, the source model (or the
+    one passed in) with the recipe applied by the knobs as at export, its fingerprint the recorded one.
+
+    Returns:
+        (Precision, tokenizer, the dequantized reference model).
+    Raises:
+        ExportError: files changed since export, no source to load, or the model is not the one exported.
+    """
+    changed = fs.changed_files(folder, manifest)
+    if changed:
+        raise ExportError(f"{', '.join(changed)} in {folder} changed since export (sha256 differs from "
+                          "manifest.json); export the folder again")
+    recipe = load_recipe(manifest["recipe"])
+    precision = Precision(**manifest["precision"])
+    gate = manifest.get("gate", {})
+    if model is None:
+        from ..model import load_model
+
+        src = source if source is not None else manifest["source"]["model"]
+        if src == "in-memory model":
+            raise ExportError(f"{folder} was exported from an in-memory model; pass model= and tokenizer=")
+        model, tokenizer = load_model(None if src == DEFAULT_NAME else src, vision=vision)
+    elif tokenizer is None:
+        raise ExportError("verify(model=...) needs tokenizer= too")
+    model.eval()
+    calib = None
+    if recipe.changes_weights:
+        from ..calib import CALIB_STEPS, default_calibration
+
+        calib = default_calibration(tokenizer, gate.get("calib_episodes"), n=gate.get("calib_steps") or CALIB_STEPS)
+    reference = dequantized(export_model(model, tokenizer, recipe, precision, calib=calib))
+    expected = manifest["source"]["exported_fingerprint"]
+    if model_fingerprint(reference) != expected:
+        raise ExportError(f"the model given is not the one exported to {folder} (fingerprint "
+                          f"{model_fingerprint(reference)} != {expected}); pass the source checkpoint (--model)")
+    return precision, tokenizer, reference
+
+
 def verify(path, *, model=None, tokenizer=None, source=None, episodes=None, latency_repeats: int = 5,
            progress: bool = True) -> VerifyResult:
     """Re-run the parity gate and the ONNX Runtime latency measurement on an export folder.
@@ -94,33 +133,9 @@ def verify(path, *, model=None, tokenizer=None, source=None, episodes=None, late
         return verify_vision(folder, vision, model=model, tokenizer=tokenizer, source=source, episodes=episodes)
     manifest = fs.read_manifest(folder)
     check_model_file(folder / fs.MODEL)
-    changed = fs.changed_files(folder, manifest)
-    if changed:
-        raise ExportError(f"{', '.join(changed)} in {folder} changed since export (sha256 differs from "
-                          "manifest.json); export the folder again")
-    recipe = load_recipe(manifest["recipe"])
-    precision = Precision(**manifest["precision"])
+    precision, tokenizer, reference = rebuild_reference(folder, manifest, model=model, tokenizer=tokenizer,
+                                                        source=source)
     gate = manifest.get("gate", {})
-    if model is None:
-        from ..model import load_model
-
-        src = source if source is not None else manifest["source"]["model"]
-        if src == "in-memory model":
-            raise ExportError(f"{folder} was exported from an in-memory model; pass model= and tokenizer=")
-        model, tokenizer = load_model(None if src == DEFAULT_NAME else src)
-    elif tokenizer is None:
-        raise ExportError("verify(model=...) needs tokenizer= too")
-    model.eval()
-    calib = None
-    if recipe.changes_weights:
-        from ..calib import CALIB_STEPS, default_calibration
-
-        calib = default_calibration(tokenizer, gate.get("calib_episodes"), n=gate.get("calib_steps") or CALIB_STEPS)
-    reference = dequantized(export_model(model, tokenizer, recipe, precision, calib=calib))
-    expected = manifest["source"]["exported_fingerprint"]
-    if model_fingerprint(reference) != expected:
-        raise ExportError(f"the model given is not the one exported to {folder} (fingerprint "
-                          f"{model_fingerprint(reference)} != {expected}); pass the source checkpoint (--model)")
     steps = load_steps(_episodes(manifest, episodes), limit=gate.get("accuracy_steps", 32))
     decoder = OrtDecoder(folder / fs.MODEL)
     report = parity_gate(reference, decoder, tokenizer, steps, precision.kind,

@@ -18,7 +18,6 @@ The Makefile builds llama-cpp-python without AMX (`-mno-amx-*`).
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 
@@ -123,23 +122,10 @@ class LlamaCppDecoder:
         Returns:
             Generation (tokens without EOS, prefill and per-token decode seconds, KV bytes at float16).
         """
-        ids = np.asarray(input_ids, dtype=np.int64)
-        t0 = time.perf_counter()
-        logits, past = self.prefill(ids)
-        gen = Generation([], ids.shape[1], time.perf_counter() - t0)
-        n = ids.shape[1]
-        if on_prefill is not None:
-            on_prefill(logits[0, -1], past, n)
-        token = int(logits[0, -1].argmax())
-        while token != eos_id and len(gen.tokens) < max_new_tokens:
-            gen.tokens.append(token)
-            t0 = time.perf_counter()
-            logits, past = self.decode_one(np.array([[token]], np.int64), past, n)
-            gen.decode_s.append(time.perf_counter() - t0)
-            n += 1
-            token = int(logits[0, -1].argmax())
-        gen.kv_bytes = 2 * self.num_layers * self.num_kv_heads * self.head_dim * 2 * n  # float16 K and V
-        return gen
+        from ..ort.decoder import greedy_loop
+
+        per_position = 2 * self.num_layers * self.num_kv_heads * self.head_dim * 2  # float16 K and V
+        return greedy_loop(self, input_ids, eos_id, max_new_tokens, on_prefill, per_position)
 
     def tokenize(self, text: str) -> list[int]:
         """llama.cpp's own tokenization of `text` (special tokens parsed, no BOS)."""

@@ -61,6 +61,11 @@ class GGUFWritten:
         return dict(sorted(out.items()))
 
     @property
+    def label(self) -> str:
+        """"F32 + Q4_0" style label of the weight types, most tensors first (what a point's engine names)."""
+        return " + ".join(k for k, _ in sorted(self.types.items(), key=lambda kv: -kv[1]))
+
+    @property
     def exact(self) -> bool:
         return all(t.exact for t in self.tensors.values())
 

@@ -308,8 +308,7 @@ class PointMeter:
         with tempfile.TemporaryDirectory(prefix="workbench-gguf-") as tmp:
             written = write_gguf(model, self.tokenizer, Path(tmp) / "model.gguf")
             decoder = LlamaCppDecoder(written.path)
-            types = " + ".join(k for k, _ in sorted(written.types.items(), key=lambda kv: -kv[1]))
-            engine = f"llama.cpp ({types})"
+            engine = f"llama.cpp ({written.label})"
             try:
                 acc, preds, gens, got = task_and_logprobs_ort(decoder, self.tokenizer, self.steps,
                                                               progress=self.progress, on_step=lambda: (tick(), tick()))

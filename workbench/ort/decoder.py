@@ -204,23 +204,38 @@ class OrtDecoder:
         Returns:
             Generation (tokens without EOS, prefill and per-token decode seconds, KV bytes).
         """
-        ids = np.asarray(input_ids, dtype=np.int64)
+        per_position = 2 * self.io.num_layers * self.io.num_kv_heads * self.io.head_dim * 4  # float32 K and V
+        return greedy_loop(self, input_ids, eos_id, max_new_tokens, on_prefill, per_position)
+
+
+def greedy_loop(decoder, input_ids, eos_id: int, max_new_tokens: int, on_prefill, kv_bytes_per_position: int) -> Generation:
+    """The timed greedy loop every decoder with `prefill` / `decode_one` shares (ONNX Runtime, llama.cpp).
+
+    Args:
+        decoder: has prefill(ids) -> (logits, past) and decode_one(token, past, past_len) -> (logits, past).
+        input_ids: (1, T) prompt ids; eos_id; max_new_tokens; on_prefill: as `OrtDecoder.greedy`.
+        kv_bytes_per_position: KV cache bytes per held position (for `Generation.kv_bytes`).
+    Returns:
+        Generation.
+    """
+    ids = np.asarray(input_ids, dtype=np.int64)
+    t0 = time.perf_counter()
+    logits, past = decoder.prefill(ids)
+    gen = Generation([], ids.shape[1], time.perf_counter() - t0)
+    n = ids.shape[1]
+    if on_prefill is not None:
+        on_prefill(logits[0, -1], past, n)
+    token = int(logits[0, -1].argmax())
+    while token != eos_id and len(gen.tokens) < max_new_tokens:
+        gen.tokens.append(token)
         t0 = time.perf_counter()
-        logits, past = self.prefill(ids)
-        gen = Generation([], ids.shape[1], time.perf_counter() - t0)
-        n = ids.shape[1]
-        if on_prefill is not None:
-            on_prefill(logits[0, -1], past, n)
+        logits, past = decoder.decode_one(np.array([[token]], np.int64), past, n)
+        gen.decode_s.append(time.perf_counter() - t0)
+        n += 1
         token = int(logits[0, -1].argmax())
-        while token != eos_id and len(gen.tokens) < max_new_tokens:
-            gen.tokens.append(token)
-            t0 = time.perf_counter()
-            logits, past = self.decode_one(np.array([[token]], np.int64), past, n)
-            gen.decode_s.append(time.perf_counter() - t0)
-            n += 1
-            token = int(logits[0, -1].argmax())
-        gen.kv_bytes = 2 * self.io.num_layers * self.io.num_kv_heads * self.io.head_dim * 4 * n
-        return gen
+    gen.kv_bytes = kv_bytes_per_position * n
+    return gen
+
 
 def encode(tokenizer, step) -> np.ndarray:
     """(1, T) int64 prompt ids of a step (as workbench.measure.accuracy.encode_prompt, in numpy)."""
