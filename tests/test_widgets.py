@@ -183,6 +183,16 @@ def test_dashboard_load_row_names_a_bad_path_and_loads_a_good_one(tiny, eval_ste
     assert dash.meter.fingerprint == meter.fingerprint and "baseline: step accuracy" in dash.readout.value
 
 
+def test_dashboard_offers_the_embedded_models_by_name_and_any_folder(tmp_path, fake_meter):
+    from workbench.model import EMBEDDED_MODELS
+    from workbench.store import ResultsStore
+    from workbench.widgets import dashboard
+
+    dash = dashboard(fake_meter, store=ResultsStore(tmp_path / "r.db"), threaded=False)
+    assert list(dash.model_path.options) == ["open-autoglm-tiny", "open-autoglm-tiny-vl"] == list(EMBEDDED_MODELS)
+    assert not dash.model_path.ensure_option  # a folder or hub id may be typed in too
+
+
 def test_export_button_hands_the_current_recipe_to_the_exporter(tmp_path, fake_meter, monkeypatch):
     import types
 

@@ -262,3 +262,13 @@ def test_default_model():
     assert model.config.architectures == ["Glm4ForCausalLM"]
     text = 'do(action="Tap", element=[500,870])'
     assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
+
+
+def test_embedded_models_load_by_name():
+    from workbench.model import DEFAULT_VL_MODEL, EMBEDDED_MODELS
+
+    assert EMBEDDED_MODELS == {"open-autoglm-tiny": DEFAULT_MODEL, "open-autoglm-tiny-vl": DEFAULT_VL_MODEL}
+    assert DEFAULT_VL_MODEL.parent == DEFAULT_MODEL.parent
+    model, _ = load_model("open-autoglm-tiny")
+    assert Path(model.config._name_or_path).resolve() == DEFAULT_MODEL
+    assert load_mod.embedded_path("some/folder") == "some/folder" and load_mod.embedded_path(None) is None

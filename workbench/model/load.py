@@ -38,9 +38,17 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-__all__ = ["DEFAULT_MODEL", "DTYPES", "SUPPORTED_ARCHITECTURES", "ModelLoadError", "load_model", "resolve_device", "resolve_dtype"]
+__all__ = ["DEFAULT_MODEL", "DEFAULT_VL_MODEL", "DTYPES", "EMBEDDED_MODELS", "SUPPORTED_ARCHITECTURES", "ModelLoadError", "load_model", "resolve_device", "resolve_dtype"]
 
 DEFAULT_MODEL = pathlib.Path(__file__).resolve().parents[2] / "data" / "open-autoglm-tiny"
+DEFAULT_VL_MODEL = DEFAULT_MODEL.with_name("open-autoglm-tiny-vl")
+# the models the repository ships, by name: `--model open-autoglm-tiny-vl` is its folder
+EMBEDDED_MODELS = {"open-autoglm-tiny": DEFAULT_MODEL, "open-autoglm-tiny-vl": DEFAULT_VL_MODEL}
+
+
+def embedded_path(source):
+    """The folder of an embedded model named by `source` ("open-autoglm-tiny-vl"), else `source` as given."""
+    return EMBEDDED_MODELS.get(source, source) if isinstance(source, str) else source
 SUPPORTED_ARCHITECTURES = ("GlmForCausalLM", "Glm4ForCausalLM", "Glm4vForConditionalGeneration")
 
 _BY_MODEL_TYPE = {  # used when config.json has no "architectures"
@@ -65,13 +73,14 @@ def load_model(
 ) -> tuple[nn.Module, PreTrainedTokenizerBase]:
     """Load a supported GLM-family checkpoint and its tokenizer.
 
-    No argument -> open-autoglm-tiny from DEFAULT_MODEL. A local folder of an HF-format checkpoint
+    No argument -> open-autoglm-tiny from DEFAULT_MODEL; the name of an embedded model
+    (EMBEDDED_MODELS: "open-autoglm-tiny", "open-autoglm-tiny-vl") -> its folder. A local folder of an HF-format checkpoint
     of a supported architecture loads offline (local_files_only=True), safetensors only (never
     pickle). A string that is not an existing path but looks like a hub id "org/name" is fetched
     from the Hugging Face Hub, which needs a network.
 
     Args:
-        source: folder path, hub id, or None for the embedded default model.
+        source: folder path, hub id, embedded model name, or None for the embedded default model.
         dtype: parameter dtype of the loaded model (torch.float32, torch.bfloat16, ...) or its name.
         vision: Glm4v only: keep the vision tower (True; the processor files must be there) or load
             the language model alone (False).
@@ -92,6 +101,7 @@ def load_model(
                 "or pass the folder of another checkpoint."
             )
         source = DEFAULT_MODEL
+    source = embedded_path(source)
     path = pathlib.Path(source).expanduser()
     if isinstance(source, str) and not path.exists() and _HUB_ID.match(source):
         return _load_from_hub(source, dtype, vision, device)

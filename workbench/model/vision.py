@@ -153,14 +153,16 @@ def open_image(path: str | os.PathLike):
 
 
 def load_processor(folder: str | os.PathLike) -> ScreenProcessor:
-    """The processor of a Glm4v checkpoint folder.
+    """The processor of a Glm4v checkpoint folder (or an embedded model's name, "open-autoglm-tiny-vl").
 
     Raises:
         ProcessorError: naming the missing file (preprocessor_config.json, a chat template) and the fix.
     """
     from transformers import AutoImageProcessor, AutoTokenizer
 
-    folder = pathlib.Path(folder)
+    from .load import embedded_path
+
+    folder = pathlib.Path(embedded_path(folder)).expanduser()
     if not (folder / PROCESSOR_FILE).is_file():
         raise ProcessorError(f"{folder} has no {PROCESSOR_FILE}, the image processor of a vision-language "
                              f"checkpoint; copy it from the original checkpoint, or load the model text-only "

@@ -9,6 +9,7 @@ import json
 import ipywidgets as W
 
 from ..measure.evaluate import model_name
+from ..model.load import EMBEDDED_MODELS
 from ..recipe import Recipe, RecipeError
 from .controls import STYLE, dashboard_controls, recipe_from_controls, related_points
 from .jobs import LatestJobQueue
@@ -36,8 +37,9 @@ class Dashboard(W.VBox):
         self.meter, self.store, self.threaded = meter, store, threaded
         self.export_dir = export_dir
         self.controls = dashboard_controls()
-        self.model_path = W.Text(value=str(source or ""), placeholder="open-autoglm-tiny (default)",
-                                 description="model", style=STYLE)
+        # the embedded models by name (open-autoglm-tiny, open-autoglm-tiny-vl), or any folder / hub id typed in
+        self.model_path = W.Combobox(value=str(source or ""), options=list(EMBEDDED_MODELS), ensure_option=False,
+                                     placeholder="open-autoglm-tiny (default)", description="model", style=STYLE)
         self.episodes_path = W.Text(value=str(episodes or ""), placeholder="data/episodes/eval.jsonl (default)",
                                     description="episodes", style=STYLE)
         self.limit = W.BoundedIntText(value=limit or len(meter.steps), min=1, max=10000, description="steps",
