@@ -40,10 +40,27 @@ def versions() -> dict:
             "transformers": transformers.__version__, "onnxruntime": onnxruntime.__version__}
 
 
+# the instruction sets that pick the CPU kernels of ONNX Runtime, llama.cpp and PyTorch
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
+
+
+def cpu() -> dict:
+    """The CPU by name and the kernel-picking instruction sets it has (Linux: /proc/cpuinfo; else the platform's)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+    except OSError:
+        return {"cpu": platform.processor() or platform.machine(), "cpu_flags": []}
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    return {"cpu": fields.get("model name", platform.machine()), "cpu_flags": [f for f in CPU_FLAGS if f in flags]}
+
+
 def machine() -> dict:
-    """What machine measured it."""
+    """What machine measured it (the CPU named: kernels and figures differ from one CPU to the next)."""
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+            "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), **cpu()}
 
 
 def provenance(model, model_source: str, episodes_path: str, episodes_hash: str, recipe=None) -> dict:
