@@ -400,8 +400,10 @@ buttons, fields and list rows most steps tap are larger. The budget is a knob th
 ```
 {info[command]}
 ```
-The committed weights came from this command, which also measured them and wrote this card;
-`python scripts/train_tiny_vl.py --card-only` re-measures the folder and rewrites `eval.json` and this card.
+The committed weights came from this command (with `--no-eval` the run writes only the weights and
+`training.json`; they were copied here), and `python scripts/train_tiny_vl.py --card-only` then measured them
+and wrote `eval.json` and this card; it re-measures and rewrites both at any time. Without options the script
+trains the same settings into this folder and measures them.
 - Start: the text decoder is open-autoglm-tiny's (`{info[init]}`, trained by `scripts/train_tiny.py` in
   54 minutes on this CPU), the new tokens at its mean embedding; the vision tower is random.
 - Data: {info[train_steps]} agent steps of the `train` seed stream (`scripts/gen_episodes.py`, disjoint
