@@ -94,6 +94,7 @@ class Row:
     weight_bytes: int
     prefill_ms: float
     bandwidth: float
+    profile: list | None = None  # [OpTime] per decode step (--profile)
 
     @property
     def gbs(self) -> float:
@@ -104,7 +105,9 @@ class Row:
                 "ms_per_token_p90": self.ms_p90, "tokens_per_s": 1000 / self.ms_per_token,
                 "weight_bytes_per_token": self.weight_bytes, "gb_per_s": self.gbs,
                 "pct_bandwidth": 100 * self.gbs / bandwidth, "bandwidth_before_gb_per_s": self.bandwidth,
-                "prefill_ms": self.prefill_ms}
+                "prefill_ms": self.prefill_ms,
+                **({"profile": [{"op": o.op, "ms": o.ms, "share": o.share, "calls": o.calls} for o in self.profile]}
+                   if self.profile else {})}
 
     def cells(self, bandwidth: float) -> list[str]:
         return [self.runtime, self.precision, f"{self.ms_per_token:.1f}", f"{self.ms_p90:.1f}",
@@ -170,6 +173,24 @@ def time_ort(path: Path, past: int, tokens: int, repeats: int, threads: int, voc
     graph's KV in one shared buffer unless `share_buffer` is False)."""
     dec = OrtDecoder(path, threads=threads, share_buffer=share_buffer)
     return time_decoder(dec, past, tokens, repeats, vocab)
+
+
+def profile_ort(path: Path, past: int, tokens: int, threads: int, vocab: int, prefix: str,
+                share_buffer: bool | None = None) -> list:
+    """Per-operator kernel time of `tokens` decode steps after a `past`-token prompt (ONNX Runtime's profiler;
+    the prefill's events dropped)."""
+    from workbench.ort.decoder import has_gqa, make_session
+    from workbench.ort.profile import per_step
+
+    dec = OrtDecoder(make_session(path, threads, profile_prefix=prefix),
+                     share_buffer=has_gqa(path) if share_buffer is None else share_buffer)
+    prompt = np.random.default_rng(0).integers(2, vocab, (1, past)).astype(np.int64)
+    logits, kv = dec.prefill(prompt)
+    token, n = logits[:, -1:].argmax(-1).astype(np.int64), past
+    for _ in range(tokens):
+        out, kv = dec.decode_one(token, kv, n)
+        token, n = out[:, -1:].argmax(-1).astype(np.int64), n + 1
+    return per_step(dec.session.end_profiling(), skip_runs=1)
 
 
 def time_llamacpp(path: Path, past: int, tokens: int, repeats: int, threads: int, vocab: int):
@@ -267,6 +288,14 @@ def _tokenizer_for(vocab: int):
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=alphabet[1])
 
 
+def _profile(path: Path, past: int, args, vocab: int, prefix: Path, share_buffer: bool | None = None) -> list:
+    from workbench.ort.profile import table
+
+    ops = profile_ort(path, past, args.tokens, args.threads, vocab, str(prefix), share_buffer)
+    print(f"    profile, past {past}:\n" + "\n".join("    " + line for line in table(ops).splitlines()), flush=True)
+    return ops
+
+
 def _cpu_name() -> str:
     try:
         return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
@@ -297,6 +326,8 @@ def main(argv=None) -> int:
     ap.add_argument("--kv-sweep", default="", metavar="P1,P2",
                     help="also time each fused graph after these prompt lengths, KV shared and separate "
                          "(e.g. 16,1024: whether a decode step grows with the context)")
+    ap.add_argument("--profile", action="store_true",
+                    help="also record ONNX Runtime's per-operator profile of each fused row's decode steps")
     ap.add_argument("--json", action="store_true", help="print one JSON object: the rows and the bandwidth readings")
     args = ap.parse_args(argv)
     if args.llama_cpp:
@@ -338,6 +369,8 @@ def main(argv=None) -> int:
                                       share_buffer=False if args.kv == "separate" else None)
                 rows.append(row(f"onnxruntime {graph}", prec, times, weight_bytes(path), pre, bw))
                 print(f"  onnxruntime {graph} {prec}: {rows[-1].ms_per_token:.1f} ms/token", flush=True)
+                if args.profile:
+                    rows[-1].profile = _profile(path, args.past, args, vocab, work / f"{graph}-{prec}-{args.past}")
                 for past in (int(p) for p in args.kv_sweep.split(",") if p) if graph == "fused" else ():
                     for kv in ("shared", "separate"):  # does the step still grow with the context?
                         times, pre = time_ort(path, past, args.tokens, args.repeats, args.threads, vocab,
@@ -345,6 +378,9 @@ def main(argv=None) -> int:
                         rows.append(row(f"onnxruntime {graph} (past {past}, kv {kv})", prec, times,
                                         weight_bytes(path), pre, bandwidth()))
                         print(f"  {rows[-1].runtime} {prec}: {rows[-1].ms_per_token:.1f} ms/token", flush=True)
+                        if args.profile:
+                            rows[-1].profile = _profile(path, past, args, vocab, work / f"{graph}-{prec}-{past}-{kv}",
+                                                        share_buffer=kv == "shared")
                 for f in (path, Path(str(path) + ".data")):
                     f.unlink(missing_ok=True)
                 gc.collect()

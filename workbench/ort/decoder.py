@@ -32,12 +32,14 @@ class GraphError(ValueError):
     """An ONNX model that is not a decoder graph of ours (the message names the fix)."""
 
 
-def make_session(path: str | os.PathLike | bytes, threads: int | None = None) -> ort.InferenceSession:
+def make_session(path: str | os.PathLike | bytes, threads: int | None = None,
+                 profile_prefix: str | None = None) -> ort.InferenceSession:
     """An ONNX Runtime CPU session with all graph optimizations.
 
     Args:
         path: the .onnx file, or a serialized model (bytes).
         threads: intra-op threads (None: torch's thread count, so both runtimes use the same cores).
+        profile_prefix: record ONNX Runtime's profile trace to a file starting with this (see `ort.profile`).
     Returns:
         InferenceSession.
     """
@@ -48,6 +50,9 @@ def make_session(path: str | os.PathLike | bytes, threads: int | None = None) ->
     opts.intra_op_num_threads = threads or torch.get_num_threads()
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
+    if profile_prefix:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = profile_prefix
     return ort.InferenceSession(path if isinstance(path, bytes) else os.fspath(path), opts,
                                 providers=["CPUExecutionProvider"])
 
