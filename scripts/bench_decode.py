@@ -18,7 +18,9 @@ after a prompt of `--past` tokens.
     python scripts/bench_decode.py --tiny             # open-autoglm-tiny (real weights), same table
     python scripts/bench_decode.py --llama-cpp --json # llama.cpp rows too; one JSON object per row
 
-Not part of the tests. Times on shared cores vary by +-50% run to run: compare ratios from one run.
+Not part of the tests. Times on shared cores vary by +-50% run to run: compare ratios from one run. A fused
+graph's rows (its `--past` row and its `--kv-sweep` rows) share one session and take their timed repeats in
+turn, so their ratios (past 1024 / past 16, separate / shared KV) see the same drift.
 """
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from workbench.export.precision import Precision, dequantized, pack_plain  # noqa: E402
 from workbench.export.wrapper import cache_kwarg, export_plain  # noqa: E402
 from workbench.ort import OrtDecoder  # noqa: E402
+from workbench.ort.decoder import has_gqa, make_session  # noqa: E402
 from workbench.ort.graph import export_fused  # noqa: E402
 from workbench.measure.target import TARGETS  # noqa: E402
 from workbench.model.synthetic import jitter_norms_and_biases_  # noqa: E402
@@ -167,19 +170,10 @@ def torch_weight_bytes(model) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters() if p is not emb)
 
 
-def time_ort(path: Path, past: int, tokens: int, repeats: int, threads: int, vocab: int,
-             share_buffer: bool | None = None) -> tuple[list[float], float]:
-    """Decode step times (s) after a `past`-token prompt, and the prefill time (s), on ONNX Runtime (the fused
-    graph's KV in one shared buffer unless `share_buffer` is False)."""
-    dec = OrtDecoder(path, threads=threads, share_buffer=share_buffer)
-    return time_decoder(dec, past, tokens, repeats, vocab)
-
-
 def profile_ort(path: Path, past: int, tokens: int, threads: int, vocab: int, prefix: str,
                 share_buffer: bool | None = None) -> list:
     """Per-operator kernel time of `tokens` decode steps after a `past`-token prompt (ONNX Runtime's profiler;
     the prefill's events dropped)."""
-    from workbench.ort.decoder import has_gqa, make_session
     from workbench.ort.profile import per_step
 
     dec = OrtDecoder(make_session(path, threads, profile_prefix=prefix),
@@ -207,23 +201,33 @@ def time_llamacpp(path: Path, past: int, tokens: int, repeats: int, threads: int
 def time_decoder(dec, past: int, tokens: int, repeats: int, vocab: int) -> tuple[list[float], float]:
     """Decode step times and prefill time of any decoder with prefill / decode_one (each repeat restarts from the
     prompt's cache: decode_one(token, past, n) continues after position n)."""
-    prompt = np.random.default_rng(0).integers(2, vocab, (1, past)).astype(np.int64)
-    dec.prefill(prompt[:, :8])  # warm-up
-    t0 = time.perf_counter()
-    logits, past0 = dec.prefill(prompt)
-    prefill = time.perf_counter() - t0
-    times = []
-    for r in range(repeats + 1):  # the first repeat is warm-up
-        kv, n = past0, past
-        token = logits[:, -1:].argmax(-1).astype(np.int64)
-        for _ in range(tokens):
-            t0 = time.perf_counter()
-            out, kv = dec.decode_one(token, kv, n)
-            dt = time.perf_counter() - t0
-            if r:
-                times.append(dt)
-            token, n = out[:, -1:].argmax(-1).astype(np.int64), n + 1
-    return times, prefill
+    return time_interleaved([(dec, past)], tokens, repeats, vocab)[0]
+
+
+def time_interleaved(runs: list, tokens: int, repeats: int, vocab: int) -> list[tuple[list[float], float]]:
+    """`time_decoder` for several (decoder, past) pairs at once, their repeats taken in turn (round 1 of each,
+    then round 2 of each, ...), so a drift of the machine's speed falls on all of them alike and their ratios
+    hold within one run. Returns [(step times in s, prefill s)], in the order of `runs`."""
+    prompt = np.random.default_rng(0).integers(2, vocab, (1, max(p for _, p in runs))).astype(np.int64)
+    starts = []
+    for dec, past in runs:
+        dec.prefill(prompt[:, :8])  # warm-up
+        t0 = time.perf_counter()
+        logits, past0 = dec.prefill(prompt[:, :past])
+        starts.append((logits, past0, time.perf_counter() - t0))
+    times: list[list[float]] = [[] for _ in runs]
+    for r in range(repeats + 1):  # the first round is warm-up
+        for i, ((dec, past), (logits, past0, _)) in enumerate(zip(runs, starts)):
+            kv, n = past0, past
+            token = logits[:, -1:].argmax(-1).astype(np.int64)
+            for _ in range(tokens):
+                t0 = time.perf_counter()
+                out, kv = dec.decode_one(token, kv, n)
+                dt = time.perf_counter() - t0
+                if r:
+                    times[i].append(dt)
+                token, n = out[:, -1:].argmax(-1).astype(np.int64), n + 1
+    return [(t, pre) for t, (_, _, pre) in zip(times, starts)]
 
 
 def gguf_weight_bytes(written) -> int:
@@ -324,8 +328,8 @@ def main(argv=None) -> int:
                     help="the fused graph's KV cache: one buffer updated in place (what the workbench and its "
                          "genai_config run), or a new present each step (before the shared buffer)")
     ap.add_argument("--kv-sweep", default="", metavar="P1,P2",
-                    help="also time each fused graph after these prompt lengths, KV shared and separate "
-                         "(e.g. 16,1024: whether a decode step grows with the context)")
+                    help="also time each fused graph after these prompt lengths, KV shared and separate, in turn "
+                         "with its main row (e.g. 16,1024: whether a decode step grows with the context)")
     ap.add_argument("--profile", action="store_true",
                     help="also record ONNX Runtime's per-operator profile of each fused row's decode steps")
     ap.add_argument("--json", action="store_true", help="print one JSON object: the rows and the bandwidth readings")
@@ -365,22 +369,21 @@ def main(argv=None) -> int:
                 gc.collect()
                 print(f"  {graph} {prec} graph written in {time.perf_counter() - t0:.0f} s", flush=True)
                 bw = bandwidth()
-                times, pre = time_ort(path, args.past, args.tokens, args.repeats, args.threads, vocab,
-                                      share_buffer=False if args.kv == "separate" else None)
-                rows.append(row(f"onnxruntime {graph}", prec, times, weight_bytes(path), pre, bw))
-                print(f"  onnxruntime {graph} {prec}: {rows[-1].ms_per_token:.1f} ms/token", flush=True)
-                if args.profile:
-                    rows[-1].profile = _profile(path, args.past, args, vocab, work / f"{graph}-{prec}-{args.past}")
-                for past in (int(p) for p in args.kv_sweep.split(",") if p) if graph == "fused" else ():
-                    for kv in ("shared", "separate"):  # does the step still grow with the context?
-                        times, pre = time_ort(path, past, args.tokens, args.repeats, args.threads, vocab,
-                                              share_buffer=kv == "shared")
-                        rows.append(row(f"onnxruntime {graph} (past {past}, kv {kv})", prec, times,
-                                        weight_bytes(path), pre, bandwidth()))
-                        print(f"  {rows[-1].runtime} {prec}: {rows[-1].ms_per_token:.1f} ms/token", flush=True)
-                        if args.profile:
-                            rows[-1].profile = _profile(path, past, args, vocab, work / f"{graph}-{prec}-{past}-{kv}",
-                                                        share_buffer=kv == "shared")
+                kvs = [(args.past, None if args.kv == "shared" else False, f"onnxruntime {graph}")]
+                if graph == "fused":  # does the step still grow with the context? in turn with the main row
+                    kvs += [(int(p), kv == "shared", f"onnxruntime {graph} (past {p}, kv {kv})")
+                            for p in args.kv_sweep.split(",") if p for kv in ("shared", "separate")]
+                session = make_session(path, args.threads)
+                decs = [(OrtDecoder(session, share_buffer=has_gqa(path) if kv is None else kv), past)
+                        for past, kv, _ in kvs]
+                timed = time_interleaved(decs, args.tokens, args.repeats, vocab)
+                del decs, session
+                for (past, kv, name), (times, pre) in zip(kvs, timed):
+                    rows.append(row(name, prec, times, weight_bytes(path), pre, bw))
+                    print(f"  {name} {prec}: {rows[-1].ms_per_token:.1f} ms/token", flush=True)
+                    if args.profile:
+                        rows[-1].profile = _profile(path, past, args, vocab, work / f"{graph}-{prec}-{past}-{kv}",
+                                                    share_buffer=kv)
                 for f in (path, Path(str(path) + ".data")):
                     f.unlink(missing_ok=True)
                 gc.collect()
