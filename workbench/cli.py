@@ -306,8 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True, help="folder to write (must not exist or be empty)")
     ex.add_argument("--model", default=None,
                     help="HF-format GLM checkpoint folder (default: the embedded open-autoglm-tiny)")
-    ex.add_argument("--graph", choices=("plain", "fused"), default="plain",
-                    help="plain: dynamo export; fused: ONNX Runtime contrib operators (GroupQueryAttention, ...)")
+    ex.add_argument("--graph", choices=("plain", "fused"), default=None,
+                    help="plain: dynamo export; fused: ONNX Runtime contrib operators (GroupQueryAttention, ...) "
+                         "(default: fused for a GLM text decoder, the graph the workbench measures; plain for a "
+                         "vision-language model's three graphs)")
     ex.add_argument("--episodes", default=None, help="JSONL eval episodes for the gate (default: data/episodes/eval.jsonl)")
     ex.add_argument("--limit", type=int, default=32, help="eval steps whose greedy actions the gate scores (default 32)")
     ex.add_argument("--quantize-lm-head", action="store_true", help="quantize the output projection too")

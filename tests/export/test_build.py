@@ -4,6 +4,7 @@ import json
 
 import onnx
 import pytest
+import torch
 from export_settings import FAST
 
 from workbench.export import TOLERANCES, export_onnx
@@ -54,9 +55,18 @@ def test_baseline_folder_and_parity(baseline_export, tiny):
     assert p.accuracy_onnxruntime.type >= 0.5  # the tiny model acts sensibly on ONNX Runtime alone
 
 
+def test_the_default_graph_is_the_measured_one(tiny):
+    """Points are measured on the fused graph (engine ort), so an export without --graph writes it."""
+    from workbench.export.build import default_graph
+
+    model, _ = tiny
+    assert default_graph(model) == "fused"
+    assert default_graph(torch.nn.Linear(2, 2)) == "plain"
+
+
 def test_manifest(baseline_export):
     m = json.loads((baseline_export.path / "manifest.json").read_text())
-    assert m["format"] == "autoglm-workbench-onnx/1" and m["recipe"] == {} and m["graph"] == "plain"
+    assert m["format"] == "autoglm-workbench-onnx/1" and m["recipe"] == {} and m["graph"] == "fused"
     assert m["source"]["model"] == "open-autoglm-tiny" and len(m["source"]["fingerprint"]) == 16
     assert {"torch", "transformers", "onnx", "onnxruntime"} <= set(m["versions"])
     assert m["parity"]["passed"] is True
@@ -75,14 +85,14 @@ def test_genai_config(baseline_export, tiny):
     assert dec["filename"] == "model.onnx" and dec["num_hidden_layers"] == model.config.num_hidden_layers
     assert dec["num_key_value_heads"] == 2 and dec["head_size"] == 32
     assert dec["inputs"]["position_ids"] == "position_ids"
-    assert cfg["search"]["past_present_share_buffer"] is False
+    assert cfg["search"]["past_present_share_buffer"] is True  # the fused graph (the default) shares its KV buffer
     assert cfg["model"]["eos_token_id"] == tiny[1].eos_token_id
 
 
 @pytest.mark.parametrize("name", list(RECIPES))
 def test_quantized_exports_pass_the_gate(name, tiny, baseline_export, tmp_path):
     model, tok = tiny
-    r = export_onnx(tmp_path / name, RECIPES[name], model=model, tokenizer=tok, **FAST)
+    r = export_onnx(tmp_path / name, RECIPES[name], model=model, tokenizer=tok, graph="plain", **FAST)
     p, tol = r.parity, TOLERANCES[r.precision.kind]
     assert p.passed, p.summary()
     assert p.prefill.mean_kl <= tol.mean_kl and p.decode.mean_kl <= tol.mean_kl

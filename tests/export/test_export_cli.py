@@ -46,7 +46,7 @@ def test_failed_gate_exits_1(tmp_path, capsys, monkeypatch):
 
     break_graph(monkeypatch, 1.05)
     out = tmp_path / "out"
-    assert main(["export", "--out", str(out), "--limit", "2"]) == 1
+    assert main(["export", "--out", str(out), "--graph", "plain", "--limit", "2"]) == 1
     captured = capsys.readouterr()
     assert "parity gate (float32): FAILED" in captured.out
     last = captured.err.strip().splitlines()[-1]  # (transformers may print a loading bar first)

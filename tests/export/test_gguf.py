@@ -45,7 +45,9 @@ def test_float_and_gptq_exports_pass(tiny, tmp_path):
     model, tok = tiny
     f = export_gguf(tmp_path / "f32", None, model=model, tokenizer=tok, **GATE)
     assert f.parity.passed and f.written["types"] == {"F32": 54} and f.parity.greedy_identical == 1.0
-    g = export_gguf(tmp_path / "gptq", GPTQ, model=model, tokenizer=tok, **GATE)
+    # 32 steps, the export's default: at 8, one step parting at a near-tie is 0.125 of step accuracy (measured on
+    # an AMD EPYC: one of eight at a top-2 margin of 0.0023) against a bound of 0.05
+    g = export_gguf(tmp_path / "gptq", GPTQ, model=model, tokenizer=tok, **{**GATE, "accuracy_steps": 32})
     assert g.parity.passed and g.written["exact"] and g.precision.method == "gptq"
     # GGUF keeps GPTQ's accuracy: llama.cpp's step accuracy within the gate's bound of the PyTorch GPTQ model
     assert g.parity.accuracy_onnxruntime.step >= g.parity.accuracy_pytorch.step - TOLERANCES["int4"].accuracy_drop

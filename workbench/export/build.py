@@ -156,7 +156,13 @@ def _weights_key(model, graph: str):
     return h.hexdigest(), graph
 
 
-def export_onnx(out, recipe=None, *, model=None, tokenizer=None, source=None, graph: str = "plain",
+def default_graph(model) -> str:
+    """The graph a point of `model` is measured on (engine `ort`), so the export writes what was measured:
+    fused for the GLM text decoders the fused writer knows, else plain."""
+    return "fused" if type(model).__name__ in ("GlmForCausalLM", "Glm4ForCausalLM") else "plain"
+
+
+def export_onnx(out, recipe=None, *, model=None, tokenizer=None, source=None, graph: str | None = None,
                 overwrite: bool = False, episodes=None, accuracy_steps: int = 32, parity_prompts: int = 4,
                 decode_steps: int = 8, latency_repeats: int = 5, quantize_lm_head: bool = False,
                 calib_episodes=None, calib=None, progress: bool = True) -> ExportResult:
@@ -168,7 +174,7 @@ def export_onnx(out, recipe=None, *, model=None, tokenizer=None, source=None, gr
         model, tokenizer: an already loaded baseline (default: load `source`).
         source: checkpoint folder or hub id (None: open-autoglm-tiny); ignored when `model` is given.
         graph: "plain" (dynamo export) or "fused" (GroupQueryAttention, RotaryEmbedding in attention,
-            SkipSimplifiedLayerNormalization).
+            SkipSimplifiedLayerNormalization); None: the graph the workbench measures (`default_graph`).
         overwrite: replace a non-empty DIR.
         episodes: JSONL eval episodes for the gate (default data/episodes/eval.jsonl).
         accuracy_steps: eval steps whose greedy actions are compared and scored.
@@ -190,7 +196,7 @@ def export_onnx(out, recipe=None, *, model=None, tokenizer=None, source=None, gr
     out = Path(out).expanduser().resolve()
     recipe = load_recipe(recipe)
     precision = precision_of(recipe, quantize_lm_head=quantize_lm_head)
-    if graph not in GRAPHS:
+    if graph is not None and graph not in GRAPHS:
         raise ExportError(f"graph must be one of {', '.join(GRAPHS)}, got {graph!r}")
     fs.check_target(out, overwrite)
     episodes = Path(episodes) if episodes is not None else DEFAULT_EPISODES
@@ -210,13 +216,14 @@ def export_onnx(out, recipe=None, *, model=None, tokenizer=None, source=None, gr
     if is_vision_model(model):
         from .vision import export_vision_onnx
 
-        if graph != "plain":
+        if graph not in (None, "plain"):
             raise ExportError("a vision-language model exports as three plain graphs (vision, embedding, text); "
                               "the fused graph is written for text decoders: use --graph plain")
         return export_vision_onnx(out, recipe, model=model, tokenizer=tokenizer, source=source, name=name,
                                   episodes=episodes, accuracy_steps=accuracy_steps, overwrite=overwrite,
                                   calib_episodes=calib_episodes, calib=calib, progress=progress)
     check_exportable(model)
+    graph = graph or default_graph(model)
     base_fp = model_fingerprint(model)
     if calib is None and recipe.changes_weights:
         from ..calib import default_calibration

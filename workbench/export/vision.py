@@ -32,16 +32,11 @@ from ..ort.vision_graphs import GRAPH_FILES, VISION_ACCURACY_LEVEL, pack_graphs,
 from . import folder as fs
 from .folder import ExportError
 from .manifest import latency_json, library_versions
-from .parity import TOLERANCES
+from .parity import TIE_MARGIN, TOLERANCES
 from .precision import dequantized
 
 FORMAT = "autoglm-workbench-vlm-onnx/1"
 VISION_REL_TOL = 1e-3  # image features: max |ONNX Runtime - PyTorch| / max |PyTorch|
-# Greedy tokens that part where the reference's top two logits are closer than this have met a near-tie,
-# which MatMulNBits' int8 activations (or float rounding) may break either way: measured on the random
-# tiny Glm4v, int4 g32 RTN flipped two of four steps at margins of 0.020 and 0.024. Such a step counts as
-# identical up to the tie; a part at a wider margin is a failure.
-TIE_MARGIN = 0.05
 
 
 @dataclass(frozen=True)
