@@ -171,20 +171,14 @@ def torch_weight_bytes(model) -> int:
 
 
 def profile_ort(path: Path, past: int, tokens: int, threads: int, vocab: int, prefix: str,
-                share_buffer: bool | None = None) -> list:
+                share_buffer: bool) -> list:
     """Per-operator kernel time of `tokens` decode steps after a `past`-token prompt (ONNX Runtime's profiler;
-    the prefill's events dropped)."""
+    `time_decoder`'s loop with no timed repeat: its two prefills' events dropped)."""
     from workbench.ort.profile import per_step
 
-    dec = OrtDecoder(make_session(path, threads, profile_prefix=prefix),
-                     share_buffer=has_gqa(path) if share_buffer is None else share_buffer)
-    prompt = np.random.default_rng(0).integers(2, vocab, (1, past)).astype(np.int64)
-    logits, kv = dec.prefill(prompt)
-    token, n = logits[:, -1:].argmax(-1).astype(np.int64), past
-    for _ in range(tokens):
-        out, kv = dec.decode_one(token, kv, n)
-        token, n = out[:, -1:].argmax(-1).astype(np.int64), n + 1
-    return per_step(dec.session.end_profiling(), skip_runs=1)
+    dec = OrtDecoder(make_session(path, threads, profile_prefix=prefix), share_buffer=share_buffer)
+    time_decoder(dec, past, tokens, 0, vocab)
+    return per_step(dec.session.end_profiling(), skip_runs=2)
 
 
 def time_llamacpp(path: Path, past: int, tokens: int, repeats: int, threads: int, vocab: int):
@@ -292,7 +286,7 @@ def _tokenizer_for(vocab: int):
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=alphabet[1])
 
 
-def _profile(path: Path, past: int, args, vocab: int, prefix: Path, share_buffer: bool | None = None) -> list:
+def _profile(path: Path, past: int, args, vocab: int, prefix: Path, share_buffer: bool) -> list:
     from workbench.ort.profile import table
 
     ops = profile_ort(path, past, args.tokens, args.threads, vocab, str(prefix), share_buffer)
@@ -369,13 +363,12 @@ def main(argv=None) -> int:
                 gc.collect()
                 print(f"  {graph} {prec} graph written in {time.perf_counter() - t0:.0f} s", flush=True)
                 bw = bandwidth()
-                kvs = [(args.past, None if args.kv == "shared" else False, f"onnxruntime {graph}")]
+                kvs = [(args.past, args.kv == "shared" and has_gqa(path), f"onnxruntime {graph}")]
                 if graph == "fused":  # does the step still grow with the context? in turn with the main row
                     kvs += [(int(p), kv == "shared", f"onnxruntime {graph} (past {p}, kv {kv})")
                             for p in args.kv_sweep.split(",") if p for kv in ("shared", "separate")]
                 session = make_session(path, args.threads)
-                decs = [(OrtDecoder(session, share_buffer=has_gqa(path) if kv is None else kv), past)
-                        for past, kv, _ in kvs]
+                decs = [(OrtDecoder(session, share_buffer=kv), past) for past, kv, _ in kvs]
                 timed = time_interleaved(decs, args.tokens, args.repeats, vocab)
                 del decs, session
                 for (past, kv, name), (times, pre) in zip(kvs, timed):

@@ -159,7 +159,9 @@ def _weights_key(model, graph: str):
 def default_graph(model) -> str:
     """The graph a point of `model` is measured on (engine `ort`), so the export writes what was measured:
     fused for the GLM text decoders the fused writer knows, else plain."""
-    return "fused" if type(model).__name__ in ("GlmForCausalLM", "Glm4ForCausalLM") else "plain"
+    from ..ort.graph import FUSED_ARCHITECTURES
+
+    return "fused" if type(model).__name__ in FUSED_ARCHITECTURES else "plain"
 
 
 def export_onnx(out, recipe=None, *, model=None, tokenizer=None, source=None, graph: str | None = None,

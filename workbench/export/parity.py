@@ -246,11 +246,16 @@ def parity_gate(reference, decoder: OrtDecoder, tokenizer, steps, precision: str
                         tuple(failures), preds, engine, to_tie)
 
 
+def parting(a: list[int], b: list[int]) -> int:
+    """The index of the first token where two generations differ (the shorter's length if one extends the other)."""
+    return next((i for i, (p, q) in enumerate(zip(a, b)) if p != q), min(len(a), len(b)))
+
+
 @torch.no_grad()
 def tie_margin(reference, prompt, ours: list[int], theirs: list[int]) -> float:
     """The reference's top-2 logit margin where two greedy generations part (`theirs`: the reference's tokens,
     teacher-forced after the (1, T) `prompt` up to the first token that differs)."""
-    i = next((i for i, (p, q) in enumerate(zip(ours, theirs)) if p != q), min(len(ours), len(theirs)))
+    i = parting(ours, theirs)
     ids = torch.cat([torch.as_tensor(np.asarray(prompt), dtype=torch.long).reshape(1, -1),
                      torch.tensor([list(theirs[:i])], dtype=torch.long).reshape(1, -1)], 1)
     top = reference(input_ids=ids).logits[0, -1].float().topk(2).values

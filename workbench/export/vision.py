@@ -32,7 +32,7 @@ from ..ort.vision_graphs import GRAPH_FILES, VISION_ACCURACY_LEVEL, pack_graphs,
 from . import folder as fs
 from .folder import ExportError
 from .manifest import latency_json, library_versions
-from .parity import TIE_MARGIN, TOLERANCES
+from .parity import TIE_MARGIN, TOLERANCES, parting
 from .precision import dequantized
 
 FORMAT = "autoglm-workbench-vlm-onnx/1"
@@ -96,8 +96,7 @@ def vision_gate(reference: nn.Module, vlm: OrtVisionLanguage, inputs: list[dict]
         b = vlm.greedy(x, eos_id, max_new_tokens).tokens
         same += a == b
         if a != b:
-            i = next((i for i, (p, q) in enumerate(zip(a, b)) if p != q), min(len(a), len(b)))
-            to_tie += _margin(reference, x, a[:i]) < TIE_MARGIN
+            to_tie += _margin(reference, x, a[:parting(a, b)]) < TIE_MARGIN
         outputs.append((a, b))
     n = len(inputs)
     rel, kl, share = max_abs / max(scale, 1e-12), kl / n, (same + to_tie) / n

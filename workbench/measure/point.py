@@ -392,8 +392,10 @@ def ort_refusal(recipe, model) -> str | None:
         from ..model.vision import is_vision_model
 
         return None if is_vision_model(model) else "a Glm4v loaded text-only runs in PyTorch"
-    if type(model).__name__ not in ("GlmForCausalLM", "Glm4ForCausalLM"):
-        return f"the fused graph is written for GlmForCausalLM / Glm4ForCausalLM, not {type(model).__name__}"
+    from ..ort.graph import FUSED_ARCHITECTURES
+
+    if type(model).__name__ not in FUSED_ARCHITECTURES:
+        return f"the fused graph is written for {' / '.join(FUSED_ARCHITECTURES)}, not {type(model).__name__}"
     return None
 
 

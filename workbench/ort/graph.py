@@ -38,6 +38,7 @@ from .contract import EXTERNAL_DATA_BYTES, OPSET, DecoderShape, input_names, out
 from .nbits import block_size, codes_of, concat_rows, is_quantized, to_nbits
 
 MS = "com.microsoft"
+FUSED_ARCHITECTURES = ("GlmForCausalLM", "Glm4ForCausalLM")  # the decoders the fused writer knows
 ACCURACY_LEVEL = 4  # MatMulNBits computes with int8 activations: ~1.9x faster than float on CPU
 
 
@@ -150,8 +151,8 @@ def _rotary_caches(model, shape: DecoderShape, max_pos: int) -> tuple[np.ndarray
 
 def _check(model) -> None:
     name = type(model).__name__
-    if name not in ("GlmForCausalLM", "Glm4ForCausalLM"):
-        raise ValueError(f"the fused graph is written for GlmForCausalLM / Glm4ForCausalLM, not {name}")
+    if name not in FUSED_ARCHITECTURES:
+        raise ValueError(f"the fused graph is written for {' / '.join(FUSED_ARCHITECTURES)}, not {name}")
     cfg = model.config
     rope = getattr(cfg, "rope_parameters", None) or {}
     if rope.get("rope_type", "default") != "default":
